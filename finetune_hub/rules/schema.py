@@ -1,0 +1,168 @@
+"""Typed shapes of the rules data (see docs/rules.md for the TOML layout).
+
+Every fact carries where it comes from: a `Provenance` with `source`, `as_of` and whether it is
+confirmed. Checks built on unconfirmed facts report warnings, never errors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from finetune_hub.data.formats import DataFormat
+
+Method = str  # "sft", "dpo", "rft", "rlhf", "continued-pretraining", "distillation"
+
+
+class Provenance(BaseModel):
+    """Where a fact comes from. `confirmed=False` marks an UNCONFIRMED fact."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    as_of: dt.date
+    confirmed: bool = True
+
+    def cite(self) -> str:
+        flag = "" if self.confirmed else "UNCONFIRMED, "
+        return f"{flag}source: {self.source}, as of {self.as_of.isoformat()}"
+
+
+class HyperparameterSpec(BaseModel):
+    """One hyperparameter as a backend takes it.
+
+    `name` is finetune_hub's vocabulary (`epochs`, `batch_size`, ...); `provider_name` is the
+    backend's (`n_epochs`, `epochCount`, ...). `wire="string"` sends the value as a string
+    (Bedrock's `hyperParameters` is a map of strings).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    provider_name: str
+    type: Literal["int", "float", "str", "bool"]
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    max_exclusive: bool = False
+    choices: list[Any] | None = None
+    default: Any = None
+    auto: bool = False  # the backend accepts "auto" (OpenAI) / "Auto"
+    auto_value: str = "auto"
+    wire: Literal["native", "string"] = "native"
+    required: bool = False
+    description: str = ""
+    provenance: Provenance
+
+    def range_text(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        lo = "" if self.min is None else f"{self.min:g} {'<' if self.min_exclusive else '≤'} "
+        hi = "" if self.max is None else f" {'<' if self.max_exclusive else '≤'} {self.max:g}"
+        text = f"{lo}{self.name}{hi}" if (lo or hi) else f"any {self.type}"
+        return text + (f" or {self.auto_value!r}" if self.auto else "")
+
+
+class BatchTokenLimit(BaseModel):
+    """Per-record token budget that depends on the batch size (Titan Text)."""
+
+    min_batch: int
+    max_batch: int
+    max_tokens: int
+
+
+class RoleRules(BaseModel):
+    """Order rules for conversation roles (empty lists mean no constraint)."""
+
+    allowed: list[str] = Field(default_factory=list)
+    first: list[str] = Field(default_factory=list)  # roles allowed first (after leading system turns)
+    last: list[str] = Field(default_factory=list)
+    alternate: bool = False  # user/assistant(model) must alternate
+    system_only_first: bool = True
+
+
+class ResolvedRules(BaseModel):
+    """All rules that apply to one (provider, base model, method), flattened.
+
+    `provenance` maps each field name to where its value comes from.
+    """
+
+    provider: str
+    provider_display_name: str
+    model_id: str | None  # canonical id; None for the provider's generic rules
+    requested_model: str
+    method: Method
+    model_status: Literal["active", "legacy", "deprecated", "generic"] = "active"
+    status_note: str = ""
+    deprecated_on: dt.date | None = None
+    shutdown_on: dt.date | None = None
+    new_jobs_end: dt.date | None = None
+
+    formats: list[DataFormat] = Field(default_factory=list)
+    tokenizer: str = "chars:4:1"
+    near_limit_margin: float = 0.0  # estimators: within this fraction of a limit -> warning
+    message_overhead: int = 0  # tokens added per message (role markers)
+    reply_overhead: int = 0  # tokens added once per example (reply priming)
+    max_tokens_per_example: int | None = None
+    max_input_tokens: int | None = None
+    max_output_tokens: int | None = None
+    over_limit: Literal["error", "warning"] = "error"  # "warning" where the backend truncates
+    batch_token_limits: list[BatchTokenLimit] = Field(default_factory=list)
+
+    min_training_records: int | None = None
+    max_training_records: int | None = None
+    min_validation_records: int | None = None
+    max_validation_records: int | None = None
+    max_total_records: int | None = None
+    validation: Literal["optional", "required", "unsupported"] = "optional"
+    max_file_bytes: int | None = None
+    max_validation_file_bytes: int | None = None
+
+    roles: RoleRules = Field(default_factory=RoleRules)
+    forbidden_strings: list[str] = Field(default_factory=list)
+    images: bool = False
+    max_images_per_example: int | None = None
+    tools: bool = True
+    weights: bool = True  # assistant `weight` 0/1 honoured
+    suffix_max_chars: int | None = None
+    suffix_pattern: str | None = None
+    severity: dict[str, Literal["error", "warning", "ignore"]] = Field(default_factory=dict)
+    auto_epochs: dict[str, int] | None = None  # OpenAI's "auto" heuristic (base, min_target, max_target, max)
+
+    hyperparameters: dict[str, HyperparameterSpec] = Field(default_factory=dict)
+    provenance: dict[str, Provenance] = Field(default_factory=dict)
+
+    def cite(self, field: str) -> str:
+        p = self.provenance.get(field)
+        return p.cite() if p else "finetune_hub default"
+
+    def confirmed(self, field: str) -> bool:
+        p = self.provenance.get(field)
+        return p is None or p.confirmed
+
+    def token_limit(self, batch_size: int | None = None) -> int | None:
+        """The per-example token cap, narrowed by a batch-size table when there is one."""
+        limit = self.max_tokens_per_example
+        if batch_size is not None:
+            for row in self.batch_token_limits:
+                if row.min_batch <= batch_size <= row.max_batch:
+                    return row.max_tokens if limit is None else min(limit, row.max_tokens)
+        return limit
+
+
+#: Fields a rules block may set (everything in ResolvedRules that is a rule, not identity).
+BLOCK_FIELDS = frozenset(ResolvedRules.model_fields) - {
+    "provider",
+    "provider_display_name",
+    "model_id",
+    "requested_model",
+    "method",
+    "provenance",
+    "model_status",
+    "status_note",
+    "deprecated_on",
+    "shutdown_on",
+    "new_jobs_end",
+}
