@@ -1,0 +1,83 @@
+"""finetune_hub: one fine-tuning job description for OpenAI, Bedrock, Vertex AI, Azure AI Foundry
+and local PEFT, with the training data checked against the chosen backend's rules first.
+
+>>> import finetune_hub as fh
+>>> report = fh.validate("train.jsonl", provider="openai", base_model="gpt-4.1-mini")  # doctest: +SKIP
+>>> print(report)  # doctest: +SKIP
+
+Importing this package is cheap: names are loaded on first use, and no provider SDK (openai,
+boto3, google-*, azure-*) nor torch is imported until a job needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> "module:attribute"
+_LAZY = {
+    "validate": "finetune_hub.validate:validate",
+    "ValidationReport": "finetune_hub.report:ValidationReport",
+    "ValidationStats": "finetune_hub.report:ValidationStats",
+    "TokenStats": "finetune_hub.report:TokenStats",
+    "FileStats": "finetune_hub.report:FileStats",
+    "Issue": "finetune_hub.issues:Issue",
+    "Severity": "finetune_hub.issues:Severity",
+    "DataFormat": "finetune_hub.data.formats:DataFormat",
+    "detect_format": "finetune_hub.data.formats:detect_format",
+    "read_records": "finetune_hub.data.reader:read_records",
+    "convert": "finetune_hub.data.convert:convert",
+    "ConversionSummary": "finetune_hub.data.convert:ConversionSummary",
+    "split": "finetune_hub.splitting:split",
+    "SplitSummary": "finetune_hub.data.split:SplitSummary",
+    "check_hyperparameters": "finetune_hub.hyperparams:check_hyperparameters",
+    "get_counter": "finetune_hub.data.tokens:get_counter",
+    "rules": "finetune_hub.rules",
+    "FinetuneHubError": "finetune_hub.errors:FinetuneHubError",
+    "DataFileError": "finetune_hub.errors:DataFileError",
+    "ValidationError": "finetune_hub.errors:ValidationError",
+    "RulesError": "finetune_hub.errors:RulesError",
+    "ConversionError": "finetune_hub.errors:ConversionError",
+    "UnknownProviderError": "finetune_hub.errors:UnknownProviderError",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'finetune_hub' has no attribute {name!r}")
+    module_name, _, attr = target.partition(":")
+    module = importlib.import_module(module_name)
+    value = getattr(module, attr) if attr else module
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from finetune_hub import rules
+    from finetune_hub.data.convert import ConversionSummary, convert
+    from finetune_hub.data.formats import DataFormat, detect_format
+    from finetune_hub.data.reader import read_records
+    from finetune_hub.data.split import SplitSummary
+    from finetune_hub.data.tokens import get_counter
+    from finetune_hub.errors import (
+        ConversionError,
+        DataFileError,
+        FinetuneHubError,
+        RulesError,
+        UnknownProviderError,
+        ValidationError,
+    )
+    from finetune_hub.hyperparams import check_hyperparameters
+    from finetune_hub.issues import Issue, Severity
+    from finetune_hub.report import FileStats, TokenStats, ValidationReport, ValidationStats
+    from finetune_hub.splitting import split
+    from finetune_hub.validate import validate

@@ -1,0 +1,438 @@
+"""Structural checks for each record format, and what each record contributes to token counts.
+
+A checker reads one record, reports every schema problem through `emit(code, field, message)`,
+and returns an `Example`: the texts to count (with their field paths and whether they are trained
+on), the sequence of conversation roles, and media counts. Provider rules (limits, role order,
+forbidden strings) are applied later by the validator; here lives only what a format *is*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from finetune_hub.data.formats import DataFormat
+
+# What each text is for token accounting.
+PROMPT, TARGET, CHOSEN, REJECTED = 0, 1, 2, 3
+
+Emit = Callable[..., None]  # emit(code, field, message, warning=False)
+
+
+@dataclass(slots=True)
+class Example:
+    """What one record contributes: texts (with paths and kinds), roles and media."""
+
+    texts: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    kinds: list[int] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
+    role_paths: list[str] = field(default_factory=list)
+    images: int = 0
+    tools: bool = False
+
+    def add(self, text: str, path: str, kind: int) -> None:
+        self.texts.append(text)
+        self.paths.append(path)
+        self.kinds.append(kind)
+
+
+_CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+_MESSAGE_KEYS = frozenset({"role", "content", "name", "weight", "tool_calls", "tool_call_id", "function_call", "refusal"})
+_CHAT_TOP = frozenset({"messages", "tools", "parallel_tool_calls", "functions", "metadata"})
+
+
+def _is_blank(text: str) -> bool:
+    return not text or text.isspace()
+
+
+def _text(value: Any, path: str, emit: Emit, *, required: bool = True) -> str | None:
+    if value is None:
+        if required:
+            emit("missing_field", path, f"{path} is missing")
+        return None
+    if not isinstance(value, str):
+        emit("invalid_type", path, f"{path} must be a string, found {type(value).__name__}")
+        return None
+    if _is_blank(value):
+        emit("empty_content", path, f"{path} is empty")
+    return value
+
+
+def _check_messages(messages: Any, ex: Example, emit: Emit, *, base: str = "messages", kind_for: Callable[[str, Any], int] | None = None) -> None:
+    if not isinstance(messages, list) or not messages:
+        emit("missing_messages", base, f"{base} must be a non-empty list of messages")
+        return
+    for i, m in enumerate(messages):
+        path = f"{base}[{i}]"
+        if type(m) is not dict:
+            emit("invalid_message", path, f"{path} must be an object with role and content")
+            continue
+        role = m.get("role")
+        if not isinstance(role, str):
+            emit("missing_role", f"{path}.role", f"{path} has no role")
+            continue
+        if role not in _CHAT_ROLES:
+            emit("unknown_role", f"{path}.role", f"unknown role {role!r}; roles are {', '.join(sorted(_CHAT_ROLES))}")
+        ex.roles.append(role)
+        ex.role_paths.append(path)
+        weight = m.get("weight")
+        kind = kind_for(role, m) if kind_for else (TARGET if role == "assistant" and weight != 0 else PROMPT)
+        if weight is not None:
+            if role != "assistant":
+                emit("weight_not_allowed", f"{path}.weight", f"weight is only allowed on assistant messages, not {role}")
+            elif weight not in (0, 1) or isinstance(weight, bool):
+                emit("invalid_weight", f"{path}.weight", f"weight must be 0 or 1, found {weight!r}")
+        if len(m) > 2 and not _MESSAGE_KEYS.issuperset(m):
+            extra = ", ".join(sorted(set(m) - _MESSAGE_KEYS))
+            emit("unknown_message_key", path, f"{path} has unknown key(s) {extra}", warning=True)
+        calls = m.get("tool_calls") or m.get("function_call")
+        if calls:
+            _check_tool_calls(calls, f"{path}.tool_calls" if "tool_calls" in m else f"{path}.function_call", ex, kind, emit)
+        if "name" in m and isinstance(m["name"], str):
+            ex.add(m["name"], f"{path}.name", PROMPT)
+        _check_content(m.get("content"), role, f"{path}.content", ex, kind, emit, optional=bool(calls))
+
+
+def _check_content(content: Any, role: str, path: str, ex: Example, kind: int, emit: Emit, *, optional: bool = False) -> None:
+    if type(content) is str:
+        if not optional and _is_blank(content):
+            emit("empty_content", path, f"{path} is empty")
+        ex.add(content, path, kind)
+        return
+    if content is None:
+        if not optional:
+            emit("missing_content", path, f"{path} is missing (only an assistant turn with tool_calls may omit it)")
+        return
+    if not isinstance(content, list) or not content:
+        emit("invalid_content", path, f"{path} must be a string or a non-empty list of parts")
+        return
+    for j, part in enumerate(content):
+        ppath = f"{path}[{j}]"
+        ptype = part.get("type") if type(part) is dict else None
+        if ptype == "text":
+            _text(part.get("text"), f"{ppath}.text", emit)
+            if isinstance(part.get("text"), str):
+                ex.add(part["text"], f"{ppath}.text", kind)
+        elif ptype == "image_url":
+            ex.images += 1
+            if role != "user":
+                emit("image_not_in_user_turn", ppath, f"images are only allowed in user messages, found one in a {role} message")
+            url = part.get("image_url", {}).get("url") if isinstance(part.get("image_url"), dict) else None
+            if not isinstance(url, str) or not url:
+                emit("invalid_image", ppath, f"{ppath}.image_url.url must be an https:// or data: URL")
+        else:
+            emit("unknown_content_part", ppath, f"{ppath} has unknown part type {ptype!r}; expected text or image_url")
+
+
+def _check_tool_calls(calls: Any, path: str, ex: Example, kind: int, emit: Emit) -> None:
+    ex.tools = True
+    if isinstance(calls, dict):  # legacy function_call
+        calls = [{"type": "function", "function": calls}]
+    if not isinstance(calls, list):
+        emit("invalid_tool_call", path, f"{path} must be a list of tool calls")
+        return
+    for k, call in enumerate(calls):
+        fn = call.get("function") if type(call) is dict else None
+        if type(fn) is not dict or not isinstance(fn.get("name"), str):
+            emit("invalid_tool_call", f"{path}[{k}]", f"{path}[{k}] needs function.name and function.arguments")
+            continue
+        ex.add(fn["name"], f"{path}[{k}].function.name", kind)
+        args = fn.get("arguments", "")
+        ex.add(args if isinstance(args, str) else orjson.dumps(args).decode(), f"{path}[{k}].function.arguments", kind)
+
+
+def _check_tools(record: dict[str, Any], ex: Example, emit: Emit) -> None:
+    tools = record.get("tools") or record.get("functions")
+    if tools is None:
+        return
+    ex.tools = True
+    if not isinstance(tools, list):
+        emit("invalid_tools", "tools", "tools must be a list of tool definitions")
+        return
+    ex.add(orjson.dumps(tools).decode(), "tools", PROMPT)
+
+
+def _unknown_keys(record: dict[str, Any], allowed: frozenset[str], emit: Emit) -> None:
+    if not allowed.issuperset(record):
+        extra = ", ".join(sorted(set(record) - allowed))
+        emit("unknown_key", None, f"unknown top-level key(s) {extra}", warning=True)
+
+
+# -- one checker per format -----------------------------------------------------------------------
+def check_chat(record: dict[str, Any], emit: Emit) -> Example:
+    ex = Example()
+    _check_messages(record.get("messages"), ex, emit)
+    _check_tools(record, ex, emit)
+    _unknown_keys(record, _CHAT_TOP, emit)
+    if ex.roles and TARGET not in ex.kinds and "assistant" not in ex.roles:
+        emit("no_assistant_message", "messages", "no assistant message to learn from")
+    elif ex.roles and TARGET not in ex.kinds:
+        emit("no_trained_message", "messages", "every assistant message has weight 0, so nothing is trained")
+    return ex
+
+
+def check_rft(record: dict[str, Any], emit: Emit) -> Example:
+    ex = Example()
+    _check_messages(record.get("messages"), ex, emit, kind_for=lambda role, m: PROMPT)
+    _check_tools(record, ex, emit)
+    if len(record) == 1 + ("tools" in record):
+        emit("no_grader_fields", None, "no fields besides messages: graders see only {{ item.* }} keys such as reference_answer", warning=True)
+    return ex
+
+
+def check_bedrock_claude(record: dict[str, Any], emit: Emit) -> Example:
+    ex = Example()
+    system = record.get("system")
+    if system is not None and _text(system, "system", emit) is not None:
+        ex.add(system, "system", PROMPT)
+    messages = record.get("messages")
+    if isinstance(messages, list):
+        for i, m in enumerate(messages):
+            if type(m) is dict and "content" in m and not isinstance(m["content"], str):
+                emit("invalid_content", f"messages[{i}].content", "Claude records take plain-string content")
+    _check_messages(messages, ex, emit)
+    _unknown_keys(record, frozenset({"system", "messages"}), emit)
+    return ex
+
+
+def check_prompt_completion(record: dict[str, Any], emit: Emit) -> Example:
+    ex = Example()
+    prompt = _text(record.get("prompt"), "prompt", emit)
+    completion = _text(record.get("completion"), "completion", emit)
+    if prompt is not None:
+        ex.add(prompt, "prompt", PROMPT)
+    if completion is not None:
+        ex.add(completion, "completion", TARGET)
+    _unknown_keys(record, frozenset({"prompt", "completion"}), emit)
+    return ex
+
+
+_OUTPUT_NAMES = (("preferred_output", "preferred_completion", CHOSEN), ("non_preferred_output", "non_preferred_completion", REJECTED))
+
+
+def check_preference(record: dict[str, Any], emit: Emit) -> Example:
+    ex = Example()
+    inp = record.get("input")
+    if type(inp) is not dict:
+        emit("missing_field", "input", "input must be an object with messages")
+    else:
+        _check_messages(inp.get("messages"), ex, emit, base="input.messages", kind_for=lambda role, m: PROMPT)
+        _check_tools(inp, ex, emit)
+    outputs = []
+    for name, old, kind in _OUTPUT_NAMES:
+        key = name if name in record else old if old in record else None
+        if key is None:
+            emit("missing_field", name, f"{name} is missing")
+            continue
+        if key == old:
+            emit("legacy_field_name", old, f"{old} is the older name of {name}; fh.convert writes the current one", warning=True)
+        value = record[key]
+        if not isinstance(value, list) or not value:
+            emit("invalid_output", key, f"{key} must be a non-empty list of assistant messages")
+            continue
+        before = len(ex.roles)
+        _check_messages(value, ex, emit, base=key, kind_for=lambda role, m, kind=kind: kind)
+        roles = ex.roles[before:]
+        del ex.roles[before:], ex.role_paths[before:]
+        if "assistant" not in roles or not set(roles) <= {"assistant", "tool"}:
+            emit("invalid_output", key, f"{key} must hold assistant (and tool) messages only, with at least one assistant")
+        outputs.append(value)
+    if len(outputs) == 2 and outputs[0] == outputs[1]:
+        emit("identical_outputs", None, "preferred and non-preferred outputs are identical", warning=True)
+    return ex
+
+
+def _check_gemini_contents(contents: Any, ex: Example, emit: Emit, base: str = "contents", kind: int | None = None) -> None:
+    if not isinstance(contents, list) or not contents:
+        emit("missing_messages", base, f"{base} must be a non-empty list")
+        return
+    for i, c in enumerate(contents):
+        path = f"{base}[{i}]"
+        if type(c) is not dict:
+            emit("invalid_message", path, f"{path} must be an object with role and parts")
+            continue
+        role = c.get("role")
+        if role not in ("user", "model"):
+            emit("unknown_role", f"{path}.role", f"role must be 'user' or 'model', found {role!r}")
+        else:
+            ex.roles.append(role)
+            ex.role_paths.append(path)
+        _check_parts(c.get("parts"), path, ex, emit, kind if kind is not None else (TARGET if role == "model" else PROMPT), role)
+
+
+def _check_parts(parts: Any, path: str, ex: Example, emit: Emit, kind: int, role: Any) -> None:
+    if not isinstance(parts, list) or not parts:
+        emit("missing_content", f"{path}.parts", f"{path}.parts must be a non-empty list")
+        return
+    for j, part in enumerate(parts):
+        ppath = f"{path}.parts[{j}]"
+        if type(part) is not dict:
+            emit("invalid_content", ppath, f"{ppath} must be an object")
+        elif "text" in part:
+            text = _text(part["text"], f"{ppath}.text", emit)
+            if text is not None:
+                ex.add(text, f"{ppath}.text", kind)
+        elif "fileData" in part or "file_data" in part or "inlineData" in part:
+            ex.images += 1
+            if role == "model":
+                emit("image_not_in_user_turn", ppath, "media is only allowed in user turns")
+        else:
+            emit("unknown_content_part", ppath, f"{ppath} must have text or fileData")
+
+
+def check_gemini(record: dict[str, Any], emit: Emit) -> Example:
+    ex = Example()
+    system = record.get("systemInstruction", record.get("system_instruction"))
+    if system is not None:
+        if type(system) is dict:
+            _check_parts(system.get("parts"), "systemInstruction", ex, emit, PROMPT, "system")
+        else:
+            emit("invalid_content", "systemInstruction", "systemInstruction must be an object with parts")
+    _check_gemini_contents(record.get("contents"), ex, emit)
+    if ex.roles and "model" not in ex.roles:
+        emit("no_assistant_message", "contents", "no model turn to learn from")
+    _unknown_keys(record, frozenset({"contents", "systemInstruction", "system_instruction", "tools"}), emit)
+    return ex
+
+
+def check_gemini_preference(record: dict[str, Any], emit: Emit) -> Example:
+    ex = Example()
+    system = record.get("systemInstruction", record.get("system_instruction"))
+    if type(system) is dict:
+        _check_parts(system.get("parts"), "system_instruction", ex, emit, PROMPT, "system")
+    _check_gemini_contents(record.get("contents"), ex, emit, kind=PROMPT)
+    completions = record.get("completions")
+    if not isinstance(completions, list) or len(completions) != 2:
+        emit("invalid_completions", "completions", "completions must hold exactly two scored completions")
+        return ex
+    scores = []
+    for i, c in enumerate(completions):
+        path = f"completions[{i}]"
+        score = c.get("score") if type(c) is dict else None
+        scores.append(score)
+        comp = c.get("completion") if type(c) is dict else None
+        if type(comp) is not dict:
+            emit("missing_field", f"{path}.completion", f"{path}.completion is missing")
+            continue
+        _check_parts(comp.get("parts"), f"{path}.completion", ex, emit, CHOSEN if score == 1 else REJECTED, comp.get("role"))
+    if sorted(s for s in scores if isinstance(s, int | float)) != [0, 1]:
+        emit("invalid_scores", "completions", f"scores must be one 1 (preferred) and one 0, found {scores}")
+    return ex
+
+
+def check_rlhf_prompt(record: dict[str, Any], emit: Emit) -> Example:
+    ex = Example()
+    text = _text(record.get("input_text"), "input_text", emit)
+    if text is not None:
+        ex.add(text, "input_text", PROMPT)
+    return ex
+
+
+def check_rlhf_preference(record: dict[str, Any], emit: Emit) -> Example:
+    ex = check_rlhf_prompt(record, emit)
+    for name, kind in (("candidate_0", CHOSEN), ("candidate_1", REJECTED)):
+        text = _text(record.get(name), name, emit)
+        if text is not None:
+            ex.add(text, name, kind)
+    choice = record.get("choice")
+    if choice not in (0, 1) or isinstance(choice, bool):
+        emit("invalid_choice", "choice", f"choice must be 0 or 1 (the preferred candidate), found {choice!r}")
+    elif choice == 1:  # the preferred candidate is the one counted as chosen
+        ex.kinds = [{CHOSEN: REJECTED, REJECTED: CHOSEN}.get(k, k) for k in ex.kinds]
+    return ex
+
+
+def check_bedrock_conversation(record: dict[str, Any], emit: Emit) -> Example:
+    ex = Example()
+    version = record.get("schemaVersion")
+    if version is None:
+        emit("missing_field", "schemaVersion", 'schemaVersion is missing (use "bedrock-conversation-2024")', warning=True)
+    elif version != "bedrock-conversation-2024":
+        emit("schema_version", "schemaVersion", f'schemaVersion is {version!r}; Bedrock documents "bedrock-conversation-2024"', warning=True)
+    system = record.get("system")
+    if system is not None:
+        if not isinstance(system, list):
+            emit("invalid_content", "system", "system must be a list of {text} blocks")
+        else:
+            _check_blocks(system, "system", ex, emit, PROMPT, "system")
+    messages = record.get("messages")
+    if not isinstance(messages, list) or not messages:
+        emit("missing_messages", "messages", "messages must be a non-empty list")
+        return ex
+    for i, m in enumerate(messages):
+        path = f"messages[{i}]"
+        if type(m) is not dict:
+            emit("invalid_message", path, f"{path} must be an object with role and content")
+            continue
+        role = m.get("role")
+        if role not in ("user", "assistant"):
+            emit("unknown_role", f"{path}.role", f"role must be 'user' or 'assistant', found {role!r}")
+        else:
+            ex.roles.append(role)
+            ex.role_paths.append(path)
+        content = m.get("content")
+        if not isinstance(content, list) or not content:
+            emit("invalid_content", f"{path}.content", f"{path}.content must be a non-empty list of content blocks")
+            continue
+        _check_blocks(content, f"{path}.content", ex, emit, TARGET if role == "assistant" else PROMPT, role)
+    _unknown_keys(record, frozenset({"schemaVersion", "system", "messages"}), emit)
+    return ex
+
+
+def _check_blocks(blocks: list[Any], path: str, ex: Example, emit: Emit, kind: int, role: Any) -> None:
+    for j, block in enumerate(blocks):
+        bpath = f"{path}[{j}]"
+        if type(block) is not dict:
+            emit("invalid_content", bpath, f"{bpath} must be an object")
+        elif "text" in block:
+            text = _text(block["text"], f"{bpath}.text", emit)
+            if text is not None:
+                ex.add(text, f"{bpath}.text", kind)
+        elif "image" in block or "video" in block or "document" in block:
+            ex.images += 1
+            if role != "user":
+                emit("image_not_in_user_turn", bpath, f"media is only allowed in user turns, found one in {role}")
+        else:
+            emit("unknown_content_part", bpath, f"{bpath} must be a text, image or video block")
+
+
+def check_continued_pretraining(record: dict[str, Any], emit: Emit) -> Example:
+    ex = Example()
+    text = _text(record.get("input"), "input", emit)
+    if text is not None:
+        ex.add(text, "input", TARGET)
+    _unknown_keys(record, frozenset({"input"}), emit)
+    return ex
+
+
+def check_instruction(record: dict[str, Any], emit: Emit) -> Example:
+    ex = Example()
+    for name, kind in (("instruction", PROMPT), ("input", PROMPT)):
+        value = record.get(name)
+        if isinstance(value, str) and value:
+            ex.add(value, name, kind)
+    out_key = "output" if "output" in record else "response"
+    out = _text(record.get(out_key), out_key, emit)
+    if out is not None:
+        ex.add(out, out_key, TARGET)
+    return ex
+
+
+CHECKERS: dict[DataFormat, Callable[[dict[str, Any], Emit], Example]] = {
+    DataFormat.CHAT: check_chat,
+    DataFormat.RFT: check_rft,
+    DataFormat.BEDROCK_CLAUDE: check_bedrock_claude,
+    DataFormat.PROMPT_COMPLETION: check_prompt_completion,
+    DataFormat.PREFERENCE: check_preference,
+    DataFormat.GEMINI: check_gemini,
+    DataFormat.GEMINI_PREFERENCE: check_gemini_preference,
+    DataFormat.RLHF_PROMPT: check_rlhf_prompt,
+    DataFormat.RLHF_PREFERENCE: check_rlhf_preference,
+    DataFormat.BEDROCK_CONVERSATION: check_bedrock_conversation,
+    DataFormat.CONTINUED_PRETRAINING: check_continued_pretraining,
+    DataFormat.INSTRUCTION: check_instruction,
+}

@@ -1,0 +1,301 @@
+"""The validation hot loop: one pass over (a byte range of) one file, applying resolved rules.
+
+Records are checked as they stream by; token counting is batched (one call into the counter per
+`BATCH` records) because counting dominates the cost. The result holds only compact arrays, so
+memory stays flat whatever the file size, and results of byte ranges merge in order.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from array import array
+from dataclasses import dataclass, field
+from hashlib import blake2b
+from typing import Any
+
+from finetune_hub.data.formats import DataFormat
+from finetune_hub.data.reader import JsonlReader
+from finetune_hub.data.records import CHECKERS, Example
+from finetune_hub.data.tokens import TokenCounter, get_counter
+from finetune_hub.issues import Issue, Severity
+from finetune_hub.rules.schema import ResolvedRules, RoleRules
+
+BATCH = 256
+_SYSTEM_ROLES = frozenset({"system", "developer"})
+
+
+class IssueCollector:
+    """Keeps the first `cap` issues of each code and counts the rest."""
+
+    def __init__(self, cap: int, overrides: dict[str, str] | None = None) -> None:
+        self.cap = cap
+        self.overrides = overrides or {}
+        self.listed: list[Issue] = []
+        self.counts: dict[str, int] = {}
+
+    def add(self, code: str, message: str, severity: Severity, line: int | None, field: str | None, file: str | None) -> None:
+        override = self.overrides.get(code)
+        if override == "ignore":
+            return
+        n = self.counts.get(code, 0)
+        self.counts[code] = n + 1
+        if n < self.cap:
+            sev = Severity(override) if override else severity
+            self.listed.append(Issue(code=code, message=message, severity=sev, line=line, field=field, file=file))
+
+    def add_issue(self, issue: Issue) -> None:
+        self.add(issue.code, issue.message, issue.severity, issue.line, issue.field, issue.file)
+
+
+@dataclass
+class ScanResult:
+    """What one scan found; merged across byte ranges by `merge_results`."""
+
+    path: str
+    lines: int = 0
+    bytes: int = 0
+    records: int = 0
+    bom: bool = False
+    images: int = 0
+    issues: list[Issue] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    tokens: array = field(default_factory=lambda: array("I"))
+    trained: int = 0
+    capped_total: int = 0  # sum(min(limit, tokens))
+    over_limit: int = 0
+    near_limit: int = 0
+    hashes: array = field(default_factory=lambda: array("Q"))
+    hash_lines: array = field(default_factory=lambda: array("I"))
+
+
+@dataclass
+class ScanSpec:
+    """Everything a scan needs; picklable so byte ranges can run in worker processes."""
+
+    rules: ResolvedRules
+    format: DataFormat
+    tokenizer: str
+    limit: int | None
+    limit_field: str  # the rules field the limit comes from (for its source and confirmation)
+    limit_note: str  # e.g. "batch size 3", shown with over-limit messages
+    cap: int
+    label: str  # file name used in issues
+
+
+class Scanner:
+    def __init__(self, spec: ScanSpec, counter: TokenCounter | None = None) -> None:
+        self.spec = spec
+        self.rules = spec.rules
+        self.checker = CHECKERS[spec.format]
+        self.counter = counter or get_counter(spec.tokenizer)
+        self.collector = IssueCollector(spec.cap, dict(self.rules.severity))
+        self.forbidden, self.prefilter = _forbidden_pattern(self.rules.forbidden_strings)
+        self.roles: RoleRules | None = self.rules.roles if _has_role_rules(self.rules.roles) else None
+        self.line = 0
+
+    def scan(self, path: str | os.PathLike[str], start: int = 0, end: int | None = None) -> ScanResult:
+        res = ScanResult(path=str(path))
+        reader = JsonlReader(path, on_issue=self.collector.add_issue, start=start, end=end)
+        batch: list[tuple[int, Example]] = []
+        emit = self._emit
+        checker = self.checker
+        digest = blake2b
+        for line, raw, record in reader:
+            self.line = line
+            ex = checker(record, emit)
+            self._record_rules(ex)
+            res.records += 1
+            res.images += ex.images
+            res.hashes.append(int.from_bytes(digest(raw.rstrip(b"\r\n"), digest_size=8).digest(), "little"))
+            res.hash_lines.append(line)
+            batch.append((line, ex))
+            if len(batch) >= BATCH:
+                self._count(batch, res)
+                batch.clear()
+        if batch:
+            self._count(batch, res)
+        res.lines, res.bytes, res.bom = reader.lines, reader.bytes_read, reader.bom
+        res.issues = self.collector.listed
+        res.counts = self.collector.counts
+        return res
+
+    # -- per record ---------------------------------------------------------------------------
+    def _emit(self, code: str, field: str | None, message: str, warning: bool = False) -> None:
+        self.collector.add(code, message, Severity.WARNING if warning else Severity.ERROR, self.line, field, self.spec.label)
+
+    def _record_rules(self, ex: Example) -> None:
+        rules = self.rules
+        if self.roles is not None and ex.roles:
+            _check_roles(ex, self.roles, self._emit)
+        if ex.images:
+            if not rules.images:
+                self._emit("images_not_allowed", None, f"{rules.model_id or rules.requested_model} ({rules.method}) does not take images")
+            elif rules.max_images_per_example is not None and ex.images > rules.max_images_per_example:
+                self._emit(
+                    "too_many_images",
+                    None,
+                    f"{ex.images} images; at most {rules.max_images_per_example} per example ({rules.cite('max_images_per_example')})",
+                    warning=not rules.confirmed("max_images_per_example"),
+                )
+        if ex.tools and not rules.tools:
+            self._emit("tools_not_supported", None, f"{rules.model_id or rules.requested_model} does not support tools or tool calls")
+        if self.forbidden is not None:
+            prefilter = self.prefilter
+            for text, path in zip(ex.texts, ex.paths, strict=True):
+                if (prefilter is None or prefilter in text) and (m := self.forbidden.search(text)):
+                    self._emit(
+                        "forbidden_string",
+                        path,
+                        f"contains {m.group()!r}, which {rules.provider_display_name} reserves "
+                        f"({rules.cite('forbidden_strings')})",
+                        warning=not rules.confirmed("forbidden_strings"),
+                    )
+
+    # -- per batch: token counts and limits ---------------------------------------------------
+    def _count(self, batch: list[tuple[int, Example]], res: ScanResult) -> None:
+        texts: list[str] = []
+        for _line, ex in batch:
+            texts.extend(ex.texts)
+        counts = self.counter.count_many(texts) if texts else []
+        rules = self.rules
+        mo, ro = rules.message_overhead, rules.reply_overhead
+        limit = self.spec.limit
+        exact = self.counter.exact
+        margin = rules.near_limit_margin if not exact else 0.0
+        hi = limit * (1 + margin) if limit else 0
+        lo = limit * (1 - margin) if limit else 0
+        i = 0
+        tokens = res.tokens
+        for line, ex in batch:
+            sums = [0, 0, 0, 0]
+            for kind in ex.kinds:
+                sums[kind] += counts[i]
+                i += 1
+            prompt = sums[0] + (mo * len(ex.roles) + ro if (mo or ro) else 0)
+            out = sums[1] + max(sums[2], sums[3])
+            total = prompt + out
+            tokens.append(total)
+            res.trained += sums[1] + sums[2] + sums[3]
+            if limit:
+                res.capped_total += min(limit, total)
+                if total > hi:
+                    res.over_limit += 1
+                    self.line = line
+                    self._over_limit(total, limit, exact)
+                elif total > lo:
+                    res.near_limit += 1
+                    self.line = line
+                    self._emit(
+                        "near_token_limit",
+                        None,
+                        f"about {total:,} tokens ({self.counter.description}), within {margin:.0%} of the "
+                        f"{limit:,}-token limit; check it with the provider's own tokenizer",
+                        warning=True,
+                    )
+            else:
+                res.capped_total += total
+            if rules.max_input_tokens and prompt > rules.max_input_tokens:
+                self.line = line
+                self._side_limit("too_many_input_tokens", "input", prompt, rules.max_input_tokens, "max_input_tokens", exact)
+            if rules.max_output_tokens and out > rules.max_output_tokens:
+                self.line = line
+                self._side_limit("too_many_output_tokens", "output", out, rules.max_output_tokens, "max_output_tokens", exact)
+
+    def _over_limit(self, total: int, limit: int, exact: bool) -> None:
+        rules = self.rules
+        field = self.spec.limit_field
+        warning = rules.over_limit == "warning" or not rules.confirmed(field)
+        what = "" if exact else " (estimated)"
+        consequence = " and would be truncated in training" if rules.over_limit == "warning" else ""
+        self._emit(
+            "too_many_tokens",
+            None,
+            f"{total:,} tokens{what} is over the {limit:,}-token limit per example{self._batch_text()}{consequence} "
+            f"({rules.cite(field)})",
+            warning=warning,
+        )
+
+    def _side_limit(self, code: str, side: str, value: int, limit: int, field: str, exact: bool) -> None:
+        what = "" if exact else " (estimated)"
+        self._emit(
+            code,
+            None,
+            f"{value:,} {side} tokens{what} is over the {limit:,}-token {side} limit ({self.rules.cite(field)})",
+            warning=not self.rules.confirmed(field),
+        )
+
+    def _batch_text(self) -> str:
+        return f" at {self.spec.limit_note}" if self.spec.limit_note else ""
+
+
+def scan_range(spec: ScanSpec, path: str, start: int, end: int | None) -> ScanResult:
+    """Scan one byte range in a worker process."""
+    return Scanner(spec).scan(path, start, end)
+
+
+def merge_results(parts: list[ScanResult], cap: int) -> ScanResult:
+    """Merge byte-range results in file order, renumbering lines and re-capping issues."""
+    if len(parts) == 1:
+        return parts[0]
+    out = ScanResult(path=parts[0].path, bom=parts[0].bom)
+    offset = 0
+    kept: dict[str, int] = {}
+    for part in parts:
+        for issue in part.issues:
+            if kept.get(issue.code, 0) < cap:
+                kept[issue.code] = kept.get(issue.code, 0) + 1
+                line = issue.line + offset if issue.line else issue.line
+                out.issues.append(issue.model_copy(update={"line": line}))
+        for code, n in part.counts.items():
+            out.counts[code] = out.counts.get(code, 0) + n
+        out.hash_lines.extend(n + offset for n in part.hash_lines)
+        out.hashes.extend(part.hashes)
+        out.tokens.extend(part.tokens)
+        for name in ("bytes", "records", "images", "trained", "capped_total", "over_limit", "near_limit"):
+            setattr(out, name, getattr(out, name) + getattr(part, name))
+        offset += part.lines
+    out.lines = offset
+    return out
+
+
+def _check_roles(ex: Example, rr: RoleRules, emit: Any) -> None:
+    roles, paths = ex.roles, ex.role_paths
+    if rr.allowed:
+        for role, path in zip(roles, paths, strict=True):
+            if role not in rr.allowed:
+                emit("role_not_allowed", f"{path}.role", f"role {role!r} is not allowed here; allowed: {', '.join(rr.allowed)}")
+    if rr.first and roles[0] not in rr.first:
+        emit("first_role", f"{paths[0]}.role", f"the first message must be {' or '.join(rr.first)}, not {roles[0]!r}")
+    if rr.last and roles[-1] not in rr.last:
+        emit("last_role", f"{paths[-1]}.role", f"the last message must be {' or '.join(rr.last)}, not {roles[-1]!r}")
+    if rr.system_only_first:
+        seen_other = False
+        for role, path in zip(roles, paths, strict=True):
+            if role in _SYSTEM_ROLES:
+                if seen_other:
+                    emit("system_not_first", f"{path}.role", f"a {role} message may only come before the conversation")
+                    break
+            else:
+                seen_other = True
+    if rr.alternate:
+        previous = None
+        for role, path in zip(roles, paths, strict=True):
+            if role in _SYSTEM_ROLES:
+                continue
+            if role == previous:
+                emit("roles_not_alternating", f"{path}.role", f"two {role} messages in a row; user and assistant turns must alternate")
+                break
+            previous = role
+
+
+def _has_role_rules(rr: RoleRules) -> bool:
+    return bool(rr.allowed or rr.first or rr.last or rr.alternate or rr.system_only_first)
+
+
+def _forbidden_pattern(strings: list[str]) -> tuple[re.Pattern[str] | None, str | None]:
+    if not strings:
+        return None, None
+    prefix = os.path.commonprefix(strings)
+    pattern = re.compile("|".join(re.escape(s) for s in sorted(strings, key=len, reverse=True)))
+    return pattern, prefix or None
