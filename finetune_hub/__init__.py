@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 # public name -> "module:attribute"
 _LAZY = {
-    "validate": "finetune_hub.validate:validate",
+    "validate": "finetune_hub.validation:validate",
     "ValidationReport": "finetune_hub.report:ValidationReport",
     "ValidationStats": "finetune_hub.report:ValidationStats",
     "TokenStats": "finetune_hub.report:TokenStats",
@@ -80,4 +80,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from finetune_hub.issues import Issue, Severity
     from finetune_hub.report import FileStats, TokenStats, ValidationReport, ValidationStats
     from finetune_hub.splitting import split
-    from finetune_hub.validate import validate
+    from finetune_hub.validation import validate

@@ -168,9 +168,9 @@ def check_chat(record: dict[str, Any], emit: Emit) -> Example:
     _check_messages(record.get("messages"), ex, emit)
     _check_tools(record, ex, emit)
     _unknown_keys(record, _CHAT_TOP, emit)
-    if ex.roles and TARGET not in ex.kinds and "assistant" not in ex.roles:
+    if ex.roles and "assistant" not in ex.roles:
         emit("no_assistant_message", "messages", "no assistant message to learn from")
-    elif ex.roles and TARGET not in ex.kinds:
+    elif ex.roles and all(m.get("weight") == 0 for m in record["messages"] if type(m) is dict and m.get("role") == "assistant"):
         emit("no_trained_message", "messages", "every assistant message has weight 0, so nothing is trained")
     return ex
 

@@ -354,5 +354,11 @@ def _rules_summary(rules: ResolvedRules, tok: str, description: str, limit: int 
     for name in fields:
         value = getattr(rules, name)
         if value is not None:
-            summary[name] = {"value": value, "source": rules.cite(name)}
+            prov = rules.provenance.get(name)
+            summary[name] = {
+                "value": value,
+                "source": prov.source if prov else "finetune_hub default",
+                "as_of": prov.as_of.isoformat() if prov else None,
+                "confirmed": prov.confirmed if prov else True,
+            }
     return summary
