@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -78,7 +79,11 @@ class JsonlReader:
         lineno = self.first_line - 1
         first = self.start == 0
         while end is None or pos < end:
-            raw = readline(limit)
+            try:
+                raw = readline(limit)
+            except (EOFError, OSError, zlib.error) as exc:  # only a damaged .gz gets here
+                self._issue(lineno + 1, "corrupt_gzip", f"the compressed file is damaged ({exc}); reading stopped here")
+                break
             if not raw:
                 break
             pos += len(raw)
