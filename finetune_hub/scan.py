@@ -124,13 +124,21 @@ class Scanner:
     def _emit(self, code: str, field: str | None, message: str, warning: bool = False) -> None:
         self.collector.add(code, message, Severity.WARNING if warning else Severity.ERROR, self.line, field, self.spec.label)
 
+    def _warn(self, code: str, field: str | None, message: str, warning: bool = True) -> None:
+        self._emit(code, field, message, warning=True)
+
     def _record_rules(self, ex: Example) -> None:
         rules = self.rules
         if self.roles is not None and ex.roles:
-            _check_roles(ex, self.roles, self._emit)
+            _check_roles(ex, self.roles, self._emit if rules.confirmed("roles") else self._warn)
         if ex.images:
             if not rules.images:
-                self._emit("images_not_allowed", None, f"{rules.model_id or rules.requested_model} ({rules.method}) does not take images")
+                self._emit(
+                    "images_not_allowed",
+                    None,
+                    f"{rules.model_id or rules.requested_model} ({rules.method}) does not take images ({rules.cite('images')})",
+                    warning=not rules.confirmed("images"),
+                )
             elif rules.max_images_per_example is not None and ex.images > rules.max_images_per_example:
                 self._emit(
                     "too_many_images",
@@ -139,7 +147,12 @@ class Scanner:
                     warning=not rules.confirmed("max_images_per_example"),
                 )
         if ex.tools and not rules.tools:
-            self._emit("tools_not_supported", None, f"{rules.model_id or rules.requested_model} does not support tools or tool calls")
+            self._emit(
+                "tools_not_supported",
+                None,
+                f"{rules.model_id or rules.requested_model} does not support tools or tool calls ({rules.cite('tools')})",
+                warning=not rules.confirmed("tools"),
+            )
         if self.forbidden is not None:
             prefilter = self.prefilter
             for text, path in zip(ex.texts, ex.paths, strict=True):

@@ -143,7 +143,18 @@ def _decide_format(path: str | os.PathLike[str], rules: ResolvedRules, given: Da
         else:
             fmt = rules.formats[0] if rules.formats else DataFormat.CHAT
             return fmt, [Issue(code="unknown_format", file=label, message="no record has a known training-data shape (see docs/data-formats.md)")]
-    if rules.formats and fmt not in rules.formats:
+    if not rules.formats:
+        note = f" ({rules.status_note})" if rules.status_note else ""
+        return fmt, [
+            Issue(
+                code="format_not_checked",
+                severity=Severity.WARNING,
+                file=label,
+                message=f"finetune_hub does not read the record shape {rules.model_id or rules.requested_model} takes yet{note}; "
+                "only generic checks were made",
+            )
+        ]
+    if fmt not in rules.formats:
         takes = ", ".join(f"{f.value} ({f.label})" for f in rules.formats)
         return fmt, [
             Issue(
@@ -274,11 +285,12 @@ def _batch_size_issues(batch_size: int | None, rules: ResolvedRules) -> list[Iss
     return [
         Issue(
             code="batch_size_unsupported",
-            severity=Severity.ERROR if rules.confirmed("batch_token_limits") else Severity.WARNING,
+            severity=Severity.WARNING,
             field="hyperparameters.batch_size",
             message=f"batch_size={batch_size} passes the hyperparameter range, but {rules.model_id} defines per-record "
-            f"token budgets only for batch sizes {lo}-{hi}; a job like this can fail after it has started "
-            f"({rules.cite('batch_token_limits')})",
+            f"token budgets only for batch sizes {lo}-{hi}; a job like this can fail after it has started, so "
+            f"records are checked against the tightest budget ({rules.token_limit(batch_size):,} tokens) "
+            f"({rules.cite('batch_token_limits')}; how such a job fails is UNCONFIRMED)",
         )
     ]
 

@@ -145,11 +145,13 @@ class ResolvedRules(BaseModel):
     def token_limit(self, batch_size: int | None = None) -> int | None:
         """The per-example token cap, narrowed by a batch-size table when there is one."""
         limit = self.max_tokens_per_example
-        if batch_size is not None:
-            for row in self.batch_token_limits:
-                if row.min_batch <= batch_size <= row.max_batch:
-                    return row.max_tokens if limit is None else min(limit, row.max_tokens)
-        return limit
+        if batch_size is None or not self.batch_token_limits:
+            return limit
+        rows = [r for r in self.batch_token_limits if r.min_batch <= batch_size <= r.max_batch]
+        if not rows:  # outside the table: the tightest budget it defines is the safe guess
+            rows = [min(self.batch_token_limits, key=lambda r: r.max_tokens)]
+        budget = rows[0].max_tokens
+        return budget if limit is None else min(limit, budget)
 
 
 #: Fields a rules block may set (everything in ResolvedRules that is a rule, not identity).
