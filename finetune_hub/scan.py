@@ -16,7 +16,7 @@ from typing import Any
 
 from finetune_hub.data.formats import DataFormat
 from finetune_hub.data.reader import JsonlReader
-from finetune_hub.data.records import CHECKERS, Example
+from finetune_hub.data.records import CHECKERS, Example, find_path
 from finetune_hub.data.tokens import TokenCounter, get_counter
 from finetune_hub.issues import Issue, Severity
 from finetune_hub.rules.schema import ResolvedRules, RoleRules
@@ -65,7 +65,7 @@ class ScanResult:
     capped_total: int = 0  # sum(min(limit, tokens))
     over_limit: int = 0
     near_limit: int = 0
-    hashes: array = field(default_factory=lambda: array("Q"))
+    hashes: array = field(default_factory=lambda: array("q"))
     hash_lines: array = field(default_factory=lambda: array("I"))
 
 
@@ -81,6 +81,7 @@ class ScanSpec:
     limit_note: str  # e.g. "batch size 3", shown with over-limit messages
     cap: int
     label: str  # file name used in issues
+    fingerprint: str = "builtin"  # "builtin" (hash(); same in forked workers) or "blake2b" (any process)
 
 
 class Scanner:
@@ -92,6 +93,12 @@ class Scanner:
         self.collector = IssueCollector(spec.cap, dict(self.rules.severity))
         self.forbidden, self.prefilter = _forbidden_pattern(self.rules.forbidden_strings)
         self.roles: RoleRules | None = self.rules.roles if _has_role_rules(self.rules.roles) else None
+        # Texts without the first character shared by all forbidden strings skip the regex search
+        # ("" means there is no shared first character: every text is searched).
+        self.first_char: str | None = None if self.forbidden is None else (self.prefilter or "")[:1]
+        self.fingerprint = _fingerprint(spec.fingerprint)
+        self._role_verdicts: dict[tuple[str, ...], bool] = {}
+        self._role_emit = self._emit if self.rules.confirmed("roles") else self._warn
         self.line = 0
 
     def scan(self, path: str | os.PathLike[str], start: int = 0, end: int | None = None) -> ScanResult:
@@ -100,15 +107,20 @@ class Scanner:
         batch: list[tuple[int, Example]] = []
         emit = self._emit
         checker = self.checker
-        digest = blake2b
+        record_rules = self._record_rules
+        first_char = self.first_char
+        fingerprint = self.fingerprint
+        hashes, hash_lines = res.hashes, res.hash_lines
         for line, raw, record in reader:
             self.line = line
             ex = checker(record, emit)
-            self._record_rules(ex)
+            forbidden = first_char is not None and (first_char == "" or _contains(ex.groups, first_char))
+            if forbidden or ex.images or ex.tools or (ex.roles and self._roles_need_check(ex.roles)):
+                record_rules(ex, record, forbidden)
             res.records += 1
             res.images += ex.images
-            res.hashes.append(int.from_bytes(digest(raw.rstrip(b"\r\n"), digest_size=8).digest(), "little"))
-            res.hash_lines.append(line)
+            hashes.append(fingerprint(raw if raw[-1:] == b"\n" else raw + b"\n"))
+            hash_lines.append(line)
             batch.append((line, ex))
             if len(batch) >= BATCH:
                 self._count(batch, res)
@@ -127,10 +139,25 @@ class Scanner:
     def _warn(self, code: str, field: str | None, message: str, warning: bool = True) -> None:
         self._emit(code, field, message, warning=True)
 
-    def _record_rules(self, ex: Example) -> None:
+    def _roles_need_check(self, roles: list[str]) -> bool:
+        """Role sequences repeat (system, user, assistant...): each distinct one is checked once."""
+        if self.roles is None:
+            return False
+        key = tuple(roles)
+        verdict = self._role_verdicts.get(key)
+        if verdict is None:
+            found: list[str] = []
+            probe = Example()
+            probe.roles = roles
+            probe.role_paths = list(range(len(roles)))
+            _check_roles(probe, self.roles, lambda code, *a, **k: found.append(code))
+            verdict = self._role_verdicts[key] = bool(found)
+        return verdict
+
+    def _record_rules(self, ex: Example, record: dict[str, Any], may_have_forbidden: bool = True) -> None:
         rules = self.rules
-        if self.roles is not None and ex.roles:
-            _check_roles(ex, self.roles, self._emit if rules.confirmed("roles") else self._warn)
+        if self.roles is not None and ex.roles and self._roles_need_check(ex.roles):
+            _check_roles(ex, self.roles, self._role_emit)
         if ex.images:
             if not rules.images:
                 self._emit(
@@ -153,13 +180,13 @@ class Scanner:
                 f"{rules.model_id or rules.requested_model} does not support tools or tool calls ({rules.cite('tools')})",
                 warning=not rules.confirmed("tools"),
             )
-        if self.forbidden is not None:
+        if self.forbidden is not None and may_have_forbidden:
             prefilter = self.prefilter
-            for text, path in zip(ex.texts, ex.paths, strict=True):
+            for text in ex.texts:
                 if (prefilter is None or prefilter in text) and (m := self.forbidden.search(text)):
                     self._emit(
                         "forbidden_string",
-                        path,
+                        find_path(record, text),
                         f"contains {m.group()!r}, which {rules.provider_display_name} reserves "
                         f"({rules.cite('forbidden_strings')})",
                         warning=not rules.confirmed("forbidden_strings"),
@@ -168,8 +195,10 @@ class Scanner:
     # -- per batch: token counts and limits ---------------------------------------------------
     def _count(self, batch: list[tuple[int, Example]], res: ScanResult) -> None:
         texts: list[str] = []
+        extend = texts.extend
         for _line, ex in batch:
-            texts.extend(ex.texts)
+            for group in ex.groups:
+                extend(group)
         counts = self.counter.count_many(texts) if texts else []
         rules = self.rules
         mo, ro = rules.message_overhead, rules.reply_overhead
@@ -180,16 +209,27 @@ class Scanner:
         lo = limit * (1 - margin) if limit else 0
         i = 0
         tokens = res.tokens
+        trained = 0
         for line, ex in batch:
-            sums = [0, 0, 0, 0]
-            for kind in ex.kinds:
-                sums[kind] += counts[i]
-                i += 1
-            prompt = sums[0] + (mo * len(ex.roles) + ro if (mo or ro) else 0)
-            out = sums[1] + max(sums[2], sums[3])
+            g = ex.groups
+            j = i + len(g[0])
+            prompt = sum(counts[i:j])
+            i, j = j, j + len(g[1])
+            target = sum(counts[i:j])
+            i = j
+            chosen = rejected = 0
+            if g[2] or g[3]:
+                j = i + len(g[2])
+                chosen = sum(counts[i:j])
+                i, j = j, j + len(g[3])
+                rejected = sum(counts[i:j])
+                i = j
+            if mo or ro:
+                prompt += mo * len(ex.roles) + ro
+            out = target + (chosen if chosen > rejected else rejected)
             total = prompt + out
             tokens.append(total)
-            res.trained += sums[1] + sums[2] + sums[3]
+            trained += target + chosen + rejected
             if limit:
                 res.capped_total += min(limit, total)
                 if total > hi:
@@ -214,6 +254,7 @@ class Scanner:
             if rules.max_output_tokens and out > rules.max_output_tokens:
                 self.line = line
                 self._side_limit("too_many_output_tokens", "output", out, rules.max_output_tokens, "max_output_tokens", exact)
+        res.trained += trained
 
     def _over_limit(self, total: int, limit: int, exact: bool) -> None:
         rules = self.rules
@@ -273,33 +314,47 @@ def merge_results(parts: list[ScanResult], cap: int) -> ScanResult:
 
 
 def _check_roles(ex: Example, rr: RoleRules, emit: Any) -> None:
-    roles, paths = ex.roles, ex.role_paths
-    if rr.allowed:
-        for role, path in zip(roles, paths, strict=True):
+    roles = ex.roles
+    if rr.allowed and not set(rr.allowed).issuperset(roles):
+        for k, role in enumerate(roles):
             if role not in rr.allowed:
-                emit("role_not_allowed", f"{path}.role", f"role {role!r} is not allowed here; allowed: {', '.join(rr.allowed)}")
+                emit("role_not_allowed", f"{ex.role_path(k)}.role", f"role {role!r} is not allowed here; allowed: {', '.join(rr.allowed)}")
     if rr.first and roles[0] not in rr.first:
-        emit("first_role", f"{paths[0]}.role", f"the first message must be {' or '.join(rr.first)}, not {roles[0]!r}")
+        emit("first_role", f"{ex.role_path(0)}.role", f"the first message must be {' or '.join(rr.first)}, not {roles[0]!r}")
     if rr.last and roles[-1] not in rr.last:
-        emit("last_role", f"{paths[-1]}.role", f"the last message must be {' or '.join(rr.last)}, not {roles[-1]!r}")
+        emit("last_role", f"{ex.role_path(len(roles) - 1)}.role", f"the last message must be {' or '.join(rr.last)}, not {roles[-1]!r}")
     if rr.system_only_first:
-        seen_other = False
-        for role, path in zip(roles, paths, strict=True):
-            if role in _SYSTEM_ROLES:
-                if seen_other:
-                    emit("system_not_first", f"{path}.role", f"a {role} message may only come before the conversation")
-                    break
-            else:
-                seen_other = True
+        k = 0
+        while k < len(roles) and roles[k] in _SYSTEM_ROLES:
+            k += 1
+        for j in range(k, len(roles)):
+            if roles[j] in _SYSTEM_ROLES:
+                emit("system_not_first", f"{ex.role_path(j)}.role", f"a {roles[j]} message may only come before the conversation")
+                break
     if rr.alternate:
         previous = None
-        for role, path in zip(roles, paths, strict=True):
+        for k, role in enumerate(roles):
             if role in _SYSTEM_ROLES:
                 continue
             if role == previous:
-                emit("roles_not_alternating", f"{path}.role", f"two {role} messages in a row; user and assistant turns must alternate")
+                emit("roles_not_alternating", f"{ex.role_path(k)}.role", f"two {role} messages in a row; user and assistant turns must alternate")
                 break
             previous = role
+
+
+def _contains(groups: list[list[str]], char: str) -> bool:
+    for group in groups:
+        for text in group:
+            if char in text:
+                return True
+    return False
+
+
+def _fingerprint(kind: str) -> Any:
+    """A 64-bit fingerprint of a record's bytes, for duplicate detection."""
+    if kind == "builtin":
+        return hash
+    return lambda raw: int.from_bytes(blake2b(raw, digest_size=8).digest(), "little")
 
 
 def _has_role_rules(rr: RoleRules) -> bool:

@@ -188,7 +188,10 @@ def _scan_file(path: str | os.PathLike[str], fmt: DataFormat, rules: ResolvedRul
     if workers <= 1 or size < MIN_PARALLEL_BYTES or is_gzip(p):
         return Scanner(spec).scan(p)
     bounds = [size * k // workers for k in range(workers + 1)]
-    ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    fork = "fork" in multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if fork else "spawn")
+    if not fork:  # spawned workers do not share the parent's hash() seed
+        spec.fingerprint = "blake2b"
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futures = [pool.submit(scan_range, spec, str(p), bounds[k], bounds[k + 1]) for k in range(workers)]
         parts = [f.result() for f in futures]

@@ -243,3 +243,22 @@ def test_multiprocess_mode_matches_single_process(tmp_path, monkeypatch):
     two = fh.validate(path, provider="openai", base_model="gpt-4.1-mini", workers=2)
     assert record_issues(one) == record_issues(two) == {(1235, "invalid_json"), (2501, "duplicate_record")}
     assert one.stats.training.model_dump() == two.stats.training.model_dump()
+
+
+def test_special_tokens_are_found_even_when_json_escapes_them(tmp_path):
+    escaped = '{"messages": [{"role": "user", "content": "a \\u003c|endoftext|\\u003e b"}, {"role": "assistant", "content": "ok"}]}'
+    path = write_lines(tmp_path / "esc.jsonl", [escaped] + [chat(f"q{i}", "a") for i in range(10)])
+    report = fh.validate(path, provider="openai", base_model="gpt-4.1-mini")
+    issue = report.issues("forbidden_string")[0]
+    assert (issue.line, issue.field) == (1, "messages[0].content")
+
+
+def test_nova_reserved_words_have_no_common_prefix_and_are_still_found(tmp_path):
+    rec = {
+        "schemaVersion": "bedrock-conversation-2024",
+        "messages": [{"role": "user", "content": [{"text": "User: hi"}]}, {"role": "assistant", "content": [{"text": "Bot: hello"}]}],
+    }
+    path = write_lines(tmp_path / "nova.jsonl", [rec])
+    report = fh.validate(path, provider="bedrock", base_model="amazon.nova-lite-v1:0:300k")
+    fields = {i.field for i in report.issues("forbidden_string")}
+    assert fields == {"messages[0].content[0].text", "messages[1].content[0].text"}

@@ -9,7 +9,6 @@ forbidden strings) are applied later by the validator; here lives only what a fo
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -22,25 +21,58 @@ PROMPT, TARGET, CHOSEN, REJECTED = 0, 1, 2, 3
 Emit = Callable[..., None]  # emit(code, field, message, warning=False)
 
 
-@dataclass(slots=True)
 class Example:
-    """What one record contributes: texts (with paths and kinds), roles and media."""
+    """What one record contributes to the statistics: its texts grouped by what they are for
+    (`PROMPT`, `TARGET`, `CHOSEN`, `REJECTED`), its conversation roles, and media counts.
 
-    texts: list[str] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)
-    kinds: list[int] = field(default_factory=list)
-    roles: list[str] = field(default_factory=list)
-    role_paths: list[str] = field(default_factory=list)
-    images: int = 0
-    tools: bool = False
+    Field paths of texts are not kept (they are found again with `find_path` when a problem needs
+    one), which keeps this object cheap on the validator's hot path.
+    """
+
+    __slots__ = ("groups", "roles", "role_paths", "images", "tools")
+
+    def __init__(self) -> None:
+        self.groups: list[list[str]] = [[], [], _NONE, _NONE]
+        self.roles: list[str] = []
+        self.role_paths: list[str | int] = []  # an int i stands for "messages[i]"
+        self.images = 0
+        self.tools = False
 
     def add(self, text: str, path: str, kind: int) -> None:
-        self.texts.append(text)
-        self.paths.append(path)
-        self.kinds.append(kind)
+        group = self.groups[kind]
+        if group is _NONE:
+            group = self.groups[kind] = []
+        group.append(text)
+
+    @property
+    def texts(self) -> list[str]:
+        """All texts, prompt first, then target, chosen and rejected."""
+        return [t for group in self.groups for t in group]
+
+    def role_path(self, k: int) -> str:
+        p = self.role_paths[k]
+        return f"messages[{p}]" if type(p) is int else p
+
+
+_NONE: list[str] = []  # shared placeholder for the preference groups most records never use
+
+
+def find_path(record: Any, target: str) -> str | None:
+    """The field path (`messages[2].content`) of the string object `target` inside `record`."""
+    stack: list[tuple[Any, str]] = [(record, "")]
+    while stack:
+        node, path = stack.pop()
+        if node is target:
+            return path or None
+        if type(node) is dict:
+            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in node.items())
+        elif type(node) is list:
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(node))
+    return None
 
 
 _CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+_PLAIN_ROLES = frozenset({"system", "developer", "user", "assistant"})
 _MESSAGE_KEYS = frozenset({"role", "content", "name", "weight", "tool_calls", "tool_call_id", "function_call", "refusal"})
 _CHAT_TOP = frozenset({"messages", "tools", "parallel_tool_calls", "functions", "metadata"})
 
@@ -66,7 +98,16 @@ def _check_messages(messages: Any, ex: Example, emit: Emit, *, base: str = "mess
     if not isinstance(messages, list) or not messages:
         emit("missing_messages", base, f"{base} must be a non-empty list of messages")
         return
+    fast = kind_for is None and base == "messages"
     for i, m in enumerate(messages):
+        if fast and type(m) is dict and len(m) == 2:  # the common {"role", "content": "<text>"} message
+            role = m.get("role")
+            content = m.get("content")
+            if type(content) is str and role in _PLAIN_ROLES and content and not content.isspace():
+                ex.roles.append(role)
+                ex.role_paths.append(i)
+                ex.groups[TARGET if role == "assistant" else PROMPT].append(content)
+                continue
         path = f"{base}[{i}]"
         if type(m) is not dict:
             emit("invalid_message", path, f"{path} must be an object with role and content")
@@ -170,7 +211,9 @@ def check_chat(record: dict[str, Any], emit: Emit) -> Example:
     _unknown_keys(record, _CHAT_TOP, emit)
     if ex.roles and "assistant" not in ex.roles:
         emit("no_assistant_message", "messages", "no assistant message to learn from")
-    elif ex.roles and all(m.get("weight") == 0 for m in record["messages"] if type(m) is dict and m.get("role") == "assistant"):
+    elif ex.roles and not ex.groups[TARGET] and all(
+        m.get("weight") == 0 for m in record["messages"] if type(m) is dict and m.get("role") == "assistant"
+    ):
         emit("no_trained_message", "messages", "every assistant message has weight 0, so nothing is trained")
     return ex
 
@@ -342,7 +385,7 @@ def check_rlhf_preference(record: dict[str, Any], emit: Emit) -> Example:
     if choice not in (0, 1) or isinstance(choice, bool):
         emit("invalid_choice", "choice", f"choice must be 0 or 1 (the preferred candidate), found {choice!r}")
     elif choice == 1:  # the preferred candidate is the one counted as chosen
-        ex.kinds = [{CHOSEN: REJECTED, REJECTED: CHOSEN}.get(k, k) for k in ex.kinds]
+        ex.groups[CHOSEN], ex.groups[REJECTED] = ex.groups[REJECTED], ex.groups[CHOSEN]
     return ex
 
 
