@@ -101,6 +101,7 @@ def validate(
         epochs_source=epochs_source,
         estimated_trained_tokens=train.capped_total * epochs if epochs else None,
     )
+    issues = _apply_severity_overrides(issues, rules)
     return ValidationReport(
         provider=provider,
         base_model=base_model,
@@ -114,6 +115,21 @@ def validate(
         rules=_rules_summary(rules, tok, counter.description, limit),
         hyperparameters=hp.provider_values,
     )
+
+
+def _apply_severity_overrides(issues: list[Issue], rules: ResolvedRules) -> list[Issue]:
+    """A rules file's `severity` table can demote, promote or silence any code."""
+    if not rules.severity:
+        return issues
+    out = []
+    for issue in issues:
+        wanted = rules.severity.get(issue.code)
+        if wanted == "ignore":
+            continue
+        if wanted is not None and wanted != issue.severity.value:
+            issue = issue.model_copy(update={"severity": Severity(wanted)})
+        out.append(issue)
+    return out
 
 
 # -- format -----------------------------------------------------------------------------------

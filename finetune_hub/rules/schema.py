@@ -77,7 +77,7 @@ class RoleRules(BaseModel):
     """Order rules for conversation roles (empty lists mean no constraint)."""
 
     allowed: list[str] = Field(default_factory=list)
-    first: list[str] = Field(default_factory=list)  # roles allowed first (after leading system turns)
+    first: list[str] = Field(default_factory=list)  # roles allowed for the first message
     last: list[str] = Field(default_factory=list)
     alternate: bool = False  # user/assistant(model) must alternate
     system_only_first: bool = True
