@@ -1,0 +1,43 @@
+"""Fakes of the providers' wire protocols, for testing code that fine-tunes (yours and ours).
+
+They speak the real HTTP protocol on 127.0.0.1, so the real SDK runs its real code path:
+
+    from finetune_hub.testing import FakeOpenAI, FakeOpenAIServer
+
+    fake = FakeOpenAI()
+    with FakeOpenAIServer(fake) as server:
+        client = openai.OpenAI(base_url=server.openai_base_url, api_key="sk-test")
+        ...
+
+With pytest, the fixtures `fake_openai` and `fake_azure_openai` (plugin
+`finetune_hub.testing.pytest_plugin`) do this for you. Importing this package imports no SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .fake_clock import FakeClock
+    from .openai_fake import FakeAzureOpenAI, FakeOpenAI, FakeOpenAIServer
+
+__all__ = ["FakeAzureOpenAI", "FakeClock", "FakeOpenAI", "FakeOpenAIServer"]
+
+_EXPORTS = {
+    "FakeClock": "fake_clock",
+    "FakeOpenAI": "openai_fake",
+    "FakeAzureOpenAI": "openai_fake",
+    "FakeOpenAIServer": "openai_fake",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'finetune_hub.testing' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
