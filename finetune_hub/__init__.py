@@ -35,6 +35,19 @@ _LAZY = {
     "check_hyperparameters": "finetune_hub.hyperparams:check_hyperparameters",
     "get_counter": "finetune_hub.data.tokens:get_counter",
     "rules": "finetune_hub.rules",
+    "TuningJob": "finetune_hub.job:TuningJob",
+    "wait_all": "finetune_hub.job:wait_all",
+    "JobSpec": "finetune_hub.spec:JobSpec",
+    "JobStore": "finetune_hub.store:JobStore",
+    "JobStatus": "finetune_hub.status:JobStatus",
+    "JobEvent": "finetune_hub.status:JobEvent",
+    "MetricPoint": "finetune_hub.status:MetricPoint",
+    "TunedModel": "finetune_hub.tuned:TunedModel",
+    "Deployment": "finetune_hub.tuned:Deployment",
+    "ProviderError": "finetune_hub.providers.base:ProviderError",
+    "JobFailed": "finetune_hub.errors:JobFailed",
+    "WaitTimeout": "finetune_hub.errors:WaitTimeout",
+    "CostConfirmationRequired": "finetune_hub.errors:CostConfirmationRequired",
     "FinetuneHubError": "finetune_hub.errors:FinetuneHubError",
     "DataFileError": "finetune_hub.errors:DataFileError",
     "ValidationError": "finetune_hub.errors:ValidationError",
@@ -76,7 +89,14 @@ if TYPE_CHECKING:  # pragma: no cover
         UnknownProviderError,
         ValidationError,
     )
+    from finetune_hub.errors import CostConfirmationRequired, JobFailed, WaitTimeout
     from finetune_hub.hyperparams import check_hyperparameters
+    from finetune_hub.job import TuningJob, wait_all
+    from finetune_hub.providers.base import ProviderError
+    from finetune_hub.spec import JobSpec
+    from finetune_hub.status import JobEvent, JobStatus, MetricPoint
+    from finetune_hub.store import JobStore
+    from finetune_hub.tuned import Deployment, TunedModel
     from finetune_hub.issues import Issue, Severity
     from finetune_hub.report import FileStats, TokenStats, ValidationReport, ValidationStats
     from finetune_hub.splitting import split

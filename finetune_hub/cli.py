@@ -136,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_rules)
 
     sub.add_parser("formats", help="list the data formats").set_defaults(handler=cmd_formats)
+
+    from finetune_hub.cli_jobs import add_job_commands
+
+    add_job_commands(sub)
     return parser
 
 

@@ -47,3 +47,24 @@ def _summary(report: Any) -> str:
     head = "; ".join(str(i) for i in errors[:3])
     more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
     return f"{len(errors)} error(s) in the job: {head}{more}"
+
+
+class JobFailed(FinetuneHubError):
+    """A job ended `failed` (or `cancelled`); carries the provider's own error message and code."""
+
+    def __init__(self, job_id: str, provider: str, message: str, *, code: str | None = None, status: str = "failed") -> None:
+        self.job_id = job_id
+        self.provider = provider
+        self.provider_message = message
+        self.code = code
+        self.status = status
+        detail = f" [{code}]" if code else ""
+        super().__init__(f"job {job_id} on {provider} {status}: {message}{detail}")
+
+
+class WaitTimeout(FinetuneHubError, TimeoutError):
+    """`wait()` gave up before the job ended; the job goes on and can be waited for again."""
+
+
+class CostConfirmationRequired(FinetuneHubError):
+    """A cost-bearing action (a deployment billed by the hour) was asked for without `confirm_cost=True`."""

@@ -130,6 +130,7 @@ class ResolvedRules(BaseModel):
     suffix_pattern: str | None = None
     severity: dict[str, Literal["error", "warning", "ignore"]] = Field(default_factory=dict)
     auto_epochs: dict[str, int] | None = None  # OpenAI's "auto" heuristic (base, min_target, max_target, max)
+    hosting_usd_per_hour: dict[str, float] = Field(default_factory=dict)  # deployment SKU (lower case) -> $/hour
 
     hyperparameters: dict[str, HyperparameterSpec] = Field(default_factory=dict)
     provenance: dict[str, Provenance] = Field(default_factory=dict)

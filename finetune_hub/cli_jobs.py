@@ -1,0 +1,237 @@
+"""The job commands of `finetune-hub`: submit, status, jobs, watch, events, cancel, deploy, undeploy.
+
+    finetune-hub submit job.yaml --wait
+    finetune-hub submit --provider openai --model gpt-4.1-mini --training-file train.jsonl --hp epochs=3
+    finetune-hub jobs --provider openai --status running
+    finetune-hub watch ftj_1a2b3c4d5e6f
+    finetune-hub deploy ftj_1a2b3c4d5e6f --sku standard --yes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from finetune_hub.job import TuningJob
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def add_job_commands(sub: Any) -> None:
+    """Register the job subcommands on the main parser's subparsers."""
+    from finetune_hub.cli import parse_hp
+
+    p = sub.add_parser("submit", help="validate, upload and submit a job (from a job file or flags)")
+    p.add_argument("job_file", nargs="?", help="a YAML or TOML job description")
+    p.add_argument("--provider")
+    p.add_argument("--model", dest="base_model")
+    p.add_argument("--training-file")
+    p.add_argument("--validation-file")
+    p.add_argument("--method")
+    p.add_argument("--suffix")
+    p.add_argument("--hp", action="append", type=parse_hp, default=[], metavar="K=V", help="hyperparameter (repeatable)")
+    p.add_argument("--option", action="append", type=parse_hp, default=[], metavar="K=V", help="provider option (repeatable)")
+    p.add_argument("--wait", action="store_true", help="follow the job until it ends")
+    p.add_argument("--home", help="job store folder (default $FINETUNE_HUB_HOME or ~/.finetune_hub)")
+    p.set_defaults(handler=cmd_submit)
+
+    for name, handler, help_text in (
+        ("status", cmd_status, "refresh and show one job"),
+        ("watch", cmd_watch, "follow a job until it ends"),
+        ("events", cmd_events, "show a job's events"),
+        ("cancel", cmd_cancel, "cancel a job"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("job_id")
+        p.add_argument("--home")
+        p.add_argument("--json", action="store_true")
+        if name == "watch":
+            p.add_argument("--timeout", type=float)
+            p.add_argument("--poll-interval", type=float, default=10.0)
+        p.set_defaults(handler=handler)
+
+    p = sub.add_parser("jobs", help="list recorded jobs")
+    p.add_argument("--provider")
+    p.add_argument("--status")
+    p.add_argument("--home")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_jobs)
+
+    p = sub.add_parser("deploy", help="deploy a job's tuned model (states the hourly cost first)")
+    p.add_argument("job_id")
+    p.add_argument("--name")
+    p.add_argument("--sku")
+    p.add_argument("--capacity", type=int)
+    p.add_argument("--yes", action="store_true", help="accept the hourly cost")
+    p.add_argument("--home")
+    p.set_defaults(handler=cmd_deploy)
+
+    p = sub.add_parser("undeploy", help="delete a job's deployments (safe to repeat)")
+    p.add_argument("job_id")
+    p.add_argument("--name", help="only this deployment")
+    p.add_argument("--home")
+    p.set_defaults(handler=cmd_undeploy)
+
+
+# -- commands -------------------------------------------------------------------------------------
+def cmd_submit(args: argparse.Namespace, console: Console) -> int:
+    from finetune_hub.cli import print_report
+    from finetune_hub.errors import ValidationError
+    from finetune_hub.job import TuningJob
+
+    fields = {
+        k: v
+        for k, v in {
+            "provider": args.provider,
+            "base_model": args.base_model,
+            "training_file": args.training_file,
+            "validation_file": args.validation_file,
+            "method": args.method,
+            "suffix": args.suffix,
+        }.items()
+        if v is not None
+    }
+    if args.hp:
+        fields["hyperparameters"] = dict(args.hp)
+    if args.option:
+        fields["options"] = dict(args.option)
+    store = _store(args)
+    if args.job_file:
+        job = TuningJob.from_file(args.job_file, store=store, **fields)
+    else:
+        missing = [f"--{k.replace('_', '-')}" for k in ("provider", "base_model", "training_file") if k not in fields]
+        if missing:
+            console.print(f"submit needs a job file or {', '.join(missing)}")
+            return EXIT_USAGE
+        job = TuningJob(store=store, **fields)
+    try:
+        job.submit()
+    except ValidationError as exc:
+        print_report(exc.report, console)
+        console.print("nothing was uploaded or submitted")
+        return EXIT_FAILED
+    console.print(f"submitted {job.id} ({job.spec.provider} job {job.provider_job_id}): {job.status.value}")
+    if args.wait:
+        return _follow(job, console, timeout=None, poll_interval=10.0)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, console: Console) -> int:
+    job = _attach(args)
+    job.refresh()
+    rec = job.store.require(job.id)
+    if args.json:
+        console.print(json.dumps(rec.model_dump(mode="json"), indent=2), soft_wrap=True)
+        return EXIT_OK
+    console.print(f"{rec.id}  {rec.provider}  {rec.base_model}  {rec.status.value} ({rec.raw_status})")
+    console.print(f"  provider job: {rec.provider_job_id}")
+    if rec.fine_tuned_model:
+        console.print(f"  model: {rec.fine_tuned_model}")
+    if rec.error:
+        console.print(f"  error: {rec.error}")
+    return EXIT_OK
+
+
+def cmd_jobs(args: argparse.Namespace, console: Console) -> int:
+    from rich.table import Table
+
+    records = _store(args).list(provider=args.provider, status=args.status)
+    if args.json:
+        console.print(json.dumps([r.model_dump(mode="json") for r in records], indent=2), soft_wrap=True)
+        return EXIT_OK
+    table = Table("job", "provider", "base model", "status", "provider job", "model", "created")
+    for r in records:
+        table.add_row(r.id, r.provider, r.base_model, r.status.value, r.provider_job_id or "", r.fine_tuned_model or "", f"{r.created_at:%Y-%m-%d %H:%M}")
+    console.print(table)
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace, console: Console) -> int:
+    return _follow(_attach(args), console, timeout=args.timeout, poll_interval=args.poll_interval)
+
+
+def cmd_events(args: argparse.Namespace, console: Console) -> int:
+    events = _attach(args).events()
+    if args.json:
+        console.print(json.dumps([e.model_dump(mode="json") for e in events], indent=2), soft_wrap=True)
+        return EXIT_OK
+    for e in events:
+        console.print(f"{e.created_at:%Y-%m-%d %H:%M:%S}  {e.level:7}  {e.message}")
+    return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
+    status = _attach(args).cancel()
+    console.print(f"{args.job_id}: {status.value}")
+    return EXIT_OK
+
+
+def cmd_deploy(args: argparse.Namespace, console: Console) -> int:
+    from finetune_hub.errors import CostConfirmationRequired
+
+    job = _attach(args)
+    model = job.result
+    if model is None:
+        console.print(f"{job.id} has no tuned model yet (status {job.refresh().value})")
+        return EXIT_FAILED
+    options = {k: v for k, v in {"sku": args.sku, "capacity": args.capacity}.items() if v is not None}
+    try:
+        deployment = model.deploy(confirm_cost=args.yes, name=args.name, **options)
+    except CostConfirmationRequired as exc:
+        console.print(str(exc).replace("deploy(confirm_cost=True)", "finetune-hub deploy --yes"))
+        return EXIT_FAILED
+    cost = f", ${deployment.record.hourly_cost_usd:,.2f}/hour until deleted" if deployment.record.hourly_cost_usd else ""
+    console.print(f"deployed {model.id} as {deployment.name}: {deployment.status}{cost}")
+    console.print(f"delete it with: finetune-hub undeploy {job.id}")
+    return EXIT_OK
+
+
+def cmd_undeploy(args: argparse.Namespace, console: Console) -> int:
+    from finetune_hub.providers.base import ProviderError
+
+    job = _attach(args)
+    records = [d for d in job.store.list_deployments(active_only=True) if d.job_id == job.id and (args.name is None or d.name == args.name)]
+    if not records:
+        console.print(f"{job.id} has no active deployment")
+        return EXIT_OK
+    for rec in records:
+        try:
+            job.provider.undeploy(rec.name, rec.extra)
+        except ProviderError as exc:
+            if exc.status_code != 404:
+                raise
+        job.store.update_deployment(rec.id, status="deleted")
+        console.print(f"deleted {rec.name}")
+    return EXIT_OK
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def _store(args: argparse.Namespace) -> Any:
+    from finetune_hub.store import JobStore
+
+    return JobStore(args.home) if getattr(args, "home", None) else JobStore()
+
+
+def _attach(args: argparse.Namespace) -> TuningJob:
+    from finetune_hub.job import TuningJob
+
+    return TuningJob.attach(args.job_id, store=_store(args))
+
+
+def _follow(job: TuningJob, console: Console, *, timeout: float | None, poll_interval: float) -> int:
+    from finetune_hub.errors import JobFailed, WaitTimeout
+
+    try:
+        model = job.wait(timeout=timeout, poll_interval=poll_interval, progress=True)
+    except JobFailed as exc:
+        console.print(str(exc))
+        return EXIT_FAILED
+    except WaitTimeout as exc:
+        console.print(str(exc))
+        return EXIT_FAILED
+    console.print(f"{job.id} succeeded: {model.id}")
+    return EXIT_OK

@@ -1,0 +1,1 @@
+"""Providers: each implements the few primitives in `base.Provider`; `TuningJob` owns the flow."""
