@@ -309,12 +309,15 @@ class FakeOpenAI:
         with self._lock:
             self.next_job_failure = {"code": code, "message": message, "param": param}
 
-    def set_state(self, job_id: str, status: str) -> None:
-        """Force a job into `status` now ("succeeded" produces the model, result file, ...)."""
+    def set_state(self, job_id: str, status: str, *, allow_unknown: bool = False) -> None:
+        """Force a job into `status` now ("succeeded" produces the model, result file, ...).
+
+        `allow_unknown=True` reports any other string as-is (a state the client has never seen).
+        """
         with self._lock:
             job = self.jobs[job_id]
             jobs.sync(self, job)
-            jobs.set_state(self, job, status, self.clock.now())
+            jobs.set_state(self, job, status, self.clock.now(), allow_unknown=allow_unknown)
 
     def add_file(
         self,

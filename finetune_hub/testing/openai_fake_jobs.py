@@ -184,10 +184,17 @@ def resume(fake: FakeOpenAI, job: FineTuneJob, at: float) -> None:
     add_event(fake, job, at, "Fine-tuning job resumed")
 
 
-def set_state(fake: FakeOpenAI, job: FineTuneJob, status: str, at: float) -> None:
-    """Force `status` now (the test control behind `FakeOpenAI.set_state`)."""
+def set_state(fake: FakeOpenAI, job: FineTuneJob, status: str, at: float, allow_unknown: bool = False) -> None:
+    """Force `status` now (the test control behind `FakeOpenAI.set_state`).
+
+    With `allow_unknown=True` any string is reported as-is and the job stays in it, the way a
+    provider that adds a new state would look to a client.
+    """
     if status not in STATUSES:
-        raise ValueError(f"unknown job status {status!r}; expected one of {sorted(STATUSES)}")
+        if not allow_unknown:
+            raise ValueError(f"unknown job status {status!r}; expected one of {sorted(STATUSES)}")
+        job.status = status
+        return
     if status == "succeeded":
         _resolve_hyperparameters(job)
         succeed(fake, job, at)
