@@ -8,7 +8,7 @@ forbidden strings) are applied later by the validator; here lives only what a fo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -289,22 +289,28 @@ def check_preference(record: dict[str, Any], emit: Emit) -> Example:
     return ex
 
 
+def _turns(items: list[Any], base: str, roles: tuple[str, str], what: str, ex: Example, emit: Emit) -> Iterator[tuple[str, dict[str, Any], Any]]:
+    """Yield `(path, turn, role)` for each object in a Gemini or Bedrock turn list, recording known roles."""
+    for i, turn in enumerate(items):
+        path = f"{base}[{i}]"
+        if type(turn) is not dict:
+            emit("invalid_message", path, f"{path} must be an object with role and {what}")
+            continue
+        role = turn.get("role")
+        if role not in roles:
+            emit("unknown_role", f"{path}.role", f"role must be {roles[0]!r} or {roles[1]!r}, found {role!r}")
+        else:
+            ex.roles.append(role)
+            ex.role_paths.append(path)
+        yield path, turn, role
+
+
 def _check_gemini_contents(contents: Any, ex: Example, emit: Emit, base: str = "contents", kind: int | None = None) -> None:
     if not isinstance(contents, list) or not contents:
         emit("missing_messages", base, f"{base} must be a non-empty list")
         return
-    for i, c in enumerate(contents):
-        path = f"{base}[{i}]"
-        if type(c) is not dict:
-            emit("invalid_message", path, f"{path} must be an object with role and parts")
-            continue
-        role = c.get("role")
-        if role not in ("user", "model"):
-            emit("unknown_role", f"{path}.role", f"role must be 'user' or 'model', found {role!r}")
-        else:
-            ex.roles.append(role)
-            ex.role_paths.append(path)
-        _check_parts(c.get("parts"), path, ex, emit, kind if kind is not None else (TARGET if role == "model" else PROMPT), role)
+    for path, turn, role in _turns(contents, base, ("user", "model"), "parts", ex, emit):
+        _check_parts(turn.get("parts"), path, ex, emit, kind if kind is not None else (TARGET if role == "model" else PROMPT), role)
 
 
 def _check_parts(parts: Any, path: str, ex: Example, emit: Emit, kind: int, role: Any) -> None:
@@ -406,17 +412,7 @@ def check_bedrock_conversation(record: dict[str, Any], emit: Emit) -> Example:
     if not isinstance(messages, list) or not messages:
         emit("missing_messages", "messages", "messages must be a non-empty list")
         return ex
-    for i, m in enumerate(messages):
-        path = f"messages[{i}]"
-        if type(m) is not dict:
-            emit("invalid_message", path, f"{path} must be an object with role and content")
-            continue
-        role = m.get("role")
-        if role not in ("user", "assistant"):
-            emit("unknown_role", f"{path}.role", f"role must be 'user' or 'assistant', found {role!r}")
-        else:
-            ex.roles.append(role)
-            ex.role_paths.append(path)
+    for path, m, role in _turns(messages, "messages", ("user", "assistant"), "content", ex, emit):
         content = m.get("content")
         if not isinstance(content, list) or not content:
             emit("invalid_content", f"{path}.content", f"{path}.content must be a non-empty list of content blocks")
