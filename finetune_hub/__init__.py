@@ -83,21 +83,23 @@ if TYPE_CHECKING:  # pragma: no cover
     from finetune_hub.data.tokens import get_counter
     from finetune_hub.errors import (
         ConversionError,
+        CostConfirmationRequired,
         DataFileError,
         FinetuneHubError,
+        JobFailed,
         RulesError,
         UnknownProviderError,
         ValidationError,
+        WaitTimeout,
     )
-    from finetune_hub.errors import CostConfirmationRequired, JobFailed, WaitTimeout
     from finetune_hub.hyperparams import check_hyperparameters
+    from finetune_hub.issues import Issue, Severity
     from finetune_hub.job import TuningJob, wait_all
     from finetune_hub.providers.base import ProviderError
+    from finetune_hub.report import FileStats, TokenStats, ValidationReport, ValidationStats
     from finetune_hub.spec import JobSpec
+    from finetune_hub.splitting import split
     from finetune_hub.status import JobEvent, JobStatus, MetricPoint
     from finetune_hub.store import JobStore
     from finetune_hub.tuned import Deployment, TunedModel
-    from finetune_hub.issues import Issue, Severity
-    from finetune_hub.report import FileStats, TokenStats, ValidationReport, ValidationStats
-    from finetune_hub.splitting import split
     from finetune_hub.validation import validate

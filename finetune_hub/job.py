@@ -18,7 +18,13 @@ from typing import Any
 
 from finetune_hub.errors import FinetuneHubError, JobFailed, ValidationError, WaitTimeout
 from finetune_hub.issues import Severity
-from finetune_hub.providers.base import DataRef, Provider, ProviderJob, call_with_retries, make_provider
+from finetune_hub.providers.base import (
+    DataRef,
+    Provider,
+    ProviderJob,
+    call_with_retries,
+    make_provider,
+)
 from finetune_hub.report import ValidationReport
 from finetune_hub.spec import JobSpec
 from finetune_hub.status import JobEvent, JobStatus, MetricPoint

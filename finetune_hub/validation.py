@@ -24,7 +24,7 @@ from finetune_hub.issues import Issue, Severity
 from finetune_hub.report import FileStats, TokenStats, ValidationReport, ValidationStats
 from finetune_hub.rules.catalog import Catalog, default_catalog
 from finetune_hub.rules.schema import ResolvedRules
-from finetune_hub.scan import ScanResult, ScanSpec, Scanner, merge_results, scan_range
+from finetune_hub.scan import Scanner, ScanResult, ScanSpec, merge_results, scan_range
 
 #: Files smaller than this are never split across processes.
 MIN_PARALLEL_BYTES = 8 * 1024 * 1024

@@ -11,7 +11,7 @@ import pytest
 
 from finetune_hub.cli import main, parse_value
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[1] / "examples" / "data"
 CHAT = SHARED / "chat_gozaru.jsonl"
 PROMPT_COMPLETION = SHARED / "prompt_completion_ja.jsonl"
 OPENAI = ["--provider", "openai", "--model", "gpt-4.1-mini"]

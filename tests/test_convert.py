@@ -25,7 +25,7 @@ from finetune_hub.data.formats import candidate_formats
 from finetune_hub.data.reader import JsonlReader
 from finetune_hub.errors import ConversionError, DataFileError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[1] / "examples" / "data"
 
 
 def write(path: Path, lines: list[Any]) -> Path:

@@ -20,7 +20,7 @@ from finetune_hub.data.recipes import (
 )
 from finetune_hub.errors import ConversionError
 
-DOLLY = Path(__file__).resolve().parents[2] / "shared" / "data" / "dolly_ja_sample.jsonl"
+DOLLY = Path(__file__).resolve().parents[1] / "examples" / "data" / "dolly_ja_sample.jsonl"
 
 
 def read(path: Path) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ import pytest
 from finetune_hub.data.split import SplitSummary, split, validation_count
 from finetune_hub.errors import DataFileError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[1] / "examples" / "data"
 
 
 def make(path: Path, n: int, *, bad: dict[int, bytes] | None = None) -> list[bytes]:

@@ -100,12 +100,10 @@ def detect_format(path: str | Any, *, sample: int = 200) -> DataFormat:
     from finetune_hub.data.reader import JsonlReader
 
     votes: dict[DataFormat, int] = {}
-    seen = 0
-    for _line, _raw, record in JsonlReader(path):
+    for seen, (_line, _raw, record) in enumerate(JsonlReader(path), start=1):
         fmts = candidate_formats(record)
         if fmts:
             votes[fmts[0]] = votes.get(fmts[0], 0) + 1
-        seen += 1
         if seen >= sample:
             break
     if not votes:
