@@ -42,6 +42,7 @@ _LAZY = {
     "JobStatus": "finetune_hub.status:JobStatus",
     "JobEvent": "finetune_hub.status:JobEvent",
     "MetricPoint": "finetune_hub.status:MetricPoint",
+    "Checkpoint": "finetune_hub.status:Checkpoint",
     "TunedModel": "finetune_hub.tuned:TunedModel",
     "Deployment": "finetune_hub.tuned:Deployment",
     "ProviderError": "finetune_hub.providers.base:ProviderError",
@@ -99,7 +100,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from finetune_hub.report import FileStats, TokenStats, ValidationReport, ValidationStats
     from finetune_hub.spec import JobSpec
     from finetune_hub.splitting import split
-    from finetune_hub.status import JobEvent, JobStatus, MetricPoint
+    from finetune_hub.status import Checkpoint, JobEvent, JobStatus, MetricPoint
     from finetune_hub.store import JobStore
     from finetune_hub.tuned import Deployment, TunedModel
     from finetune_hub.validation import validate

@@ -27,7 +27,7 @@ from finetune_hub.providers.base import (
 )
 from finetune_hub.report import ValidationReport
 from finetune_hub.spec import JobSpec
-from finetune_hub.status import JobEvent, JobStatus, MetricPoint
+from finetune_hub.status import Checkpoint, JobEvent, JobStatus, MetricPoint
 from finetune_hub.store import JobRecord, JobStore, new_job_id
 from finetune_hub.tuned import TunedModel
 
@@ -325,6 +325,11 @@ class TuningJob:
         """Training metrics (step, epoch, losses, accuracies) as the provider reports them."""
         pid = self._require_submitted()
         return call_with_retries(lambda: self.provider.metrics(pid), sleep=self.sleep)
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """Checkpoints the provider kept (each usable as a model id), oldest step first."""
+        pid = self._require_submitted()
+        return call_with_retries(lambda: self.provider.checkpoints(pid), sleep=self.sleep)
 
     def cancel(self) -> JobStatus:
         """Ask the provider to cancel; returns the state right after."""

@@ -85,3 +85,13 @@ class MetricPoint(BaseModel):
     train_accuracy: float | None = None
     valid_accuracy: float | None = None
     extra: dict[str, float] = Field(default_factory=dict)
+
+
+class Checkpoint(BaseModel):
+    """A model checkpoint a provider kept during training (OpenAI keeps the last epochs)."""
+
+    id: str
+    step: int
+    model: str  # usable like a tuned model, e.g. "ft:...:ckpt-step-10"
+    created_at: dt.datetime | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)

@@ -54,6 +54,9 @@ def test_full_lifecycle(fake_openai, store):
 
     metrics = job.metrics()
     assert metrics and metrics[0].step == 1 and metrics[-1].train_loss is not None
+    checkpoints = job.checkpoints()
+    assert checkpoints and checkpoints == sorted(checkpoints, key=lambda c: c.step)
+    assert all(c.model.startswith("ft:") for c in checkpoints) and "train_loss" in checkpoints[-1].metrics
     assert model.chat([{"role": "user", "content": "空は?"}]) == "Echo: 空は?"
     model.delete()
     assert fake_openai.count("DELETE", "/models/.*") == 1

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from pydantic import BaseModel, Field
 
 from finetune_hub.errors import FinetuneHubError, UnknownProviderError
-from finetune_hub.status import JobEvent, JobStatus, MetricPoint, StateMap
+from finetune_hub.status import Checkpoint, JobEvent, JobStatus, MetricPoint, StateMap
 
 if TYPE_CHECKING:
     from finetune_hub.spec import JobSpec
@@ -153,6 +153,9 @@ class Provider(ABC):
         return []
 
     def metrics(self, provider_job_id: str) -> list[MetricPoint]:
+        return []
+
+    def checkpoints(self, provider_job_id: str) -> list[Checkpoint]:
         return []
 
     def chat(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> str:

@@ -22,7 +22,7 @@ import openai
 from finetune_hub.hyperparams import check_hyperparameters
 from finetune_hub.providers.base import Capability, DataRef, Provider, ProviderError, ProviderJob
 from finetune_hub.rules import resolve
-from finetune_hub.status import JobEvent, JobStatus, MetricPoint, StateMap
+from finetune_hub.status import Checkpoint, JobEvent, JobStatus, MetricPoint, StateMap
 
 if TYPE_CHECKING:
     from finetune_hub.spec import JobSpec
@@ -207,6 +207,20 @@ class OpenAIProvider(Provider):
             return parse_metrics_csv(content.text)
         points = [e for e in self.events(provider_job_id) if e.type == "metrics" and e.data]
         return [_metric_point(e.data) for e in points if "step" in e.data]
+
+    def checkpoints(self, provider_job_id: str) -> list[Checkpoint]:
+        page = self.call("checkpoints", lambda: self.client.fine_tuning.jobs.checkpoints.list(provider_job_id, limit=100))
+        found = [
+            Checkpoint(
+                id=c.id,
+                step=c.step_number,
+                model=c.fine_tuned_model_checkpoint,
+                created_at=c.created_at,
+                metrics={k: v for k, v in (c.metrics.model_dump() if c.metrics else {}).items() if isinstance(v, int | float)},
+            )
+            for c in page
+        ]
+        return sorted(found, key=lambda c: c.step)
 
     # -- using the model ----------------------------------------------------------------------------
     def chat(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> str:
