@@ -186,6 +186,8 @@ class Provider(ABC):
 REGISTRY: dict[str, tuple[str, str]] = {
     "openai": ("finetune_hub.providers.openai:OpenAIProvider", "openai"),
     "azure-openai": ("finetune_hub.providers.azure_openai:AzureOpenAIProvider", "azure-openai"),
+    "bedrock": ("finetune_hub.providers.bedrock:BedrockProvider", "aws"),
+    "local": ("finetune_hub.providers.local:LocalProvider", "local"),
 }
 
 
