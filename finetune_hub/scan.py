@@ -12,6 +12,7 @@ import re
 from array import array
 from dataclasses import dataclass, field
 from hashlib import blake2b
+from itertools import accumulate
 from typing import Any
 
 from finetune_hub.data.formats import DataFormat
@@ -22,6 +23,8 @@ from finetune_hub.issues import Issue, Severity
 from finetune_hub.rules.schema import ResolvedRules, RoleRules
 
 BATCH = 256
+_CACHE_MAX_CHARS = 4096  # longer first texts are rarely repeated; hashing them costs more
+_CACHE_MAX_ENTRIES = 4096
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 
 
@@ -98,6 +101,7 @@ class Scanner:
         self.first_char: str | None = None if self.forbidden is None else (self.prefilter or "")[:1]
         self.fingerprint = _fingerprint(spec.fingerprint)
         self._role_verdicts: dict[tuple[str, ...], bool] = {}
+        self._first_counts: dict[str, int] = {}
         self._role_emit = self._emit if self.rules.confirmed("roles") else self._warn
         self.line = 0
 
@@ -194,12 +198,24 @@ class Scanner:
 
     # -- per batch: token counts and limits ---------------------------------------------------
     def _count(self, batch: list[tuple[int, Example]], res: ScanResult) -> None:
+        # The first prompt text of a record (its system prompt, typically) often repeats verbatim
+        # across a file: its count is looked up, not recounted. Counts stay exact.
+        cache = self._first_counts
         texts: list[str] = []
         extend = texts.extend
+        cached: list[int] = []  # per example: the cached count of its first prompt text, or -1
         for _line, ex in batch:
-            for group in ex.groups:
-                extend(group)
+            g = ex.groups
+            first = g[0][0] if g[0] else None
+            known = cache.get(first, -1) if first is not None and len(first) <= _CACHE_MAX_CHARS else -1
+            cached.append(known)
+            extend(g[0][1:] if known >= 0 else g[0])
+            extend(g[1])
+            if g[2] or g[3]:
+                extend(g[2])
+                extend(g[3])
         counts = self.counter.count_many(texts) if texts else []
+        prefix = [0, *accumulate(counts)]
         rules = self.rules
         mo, ro = rules.message_overhead, rules.reply_overhead
         limit = self.spec.limit
@@ -210,19 +226,28 @@ class Scanner:
         i = 0
         tokens = res.tokens
         trained = 0
-        for line, ex in batch:
+        room = len(cache) < _CACHE_MAX_ENTRIES
+        for (line, ex), known in zip(batch, cached, strict=True):
             g = ex.groups
-            j = i + len(g[0])
-            prompt = sum(counts[i:j])
+            n0 = len(g[0])
+            if known >= 0:
+                j = i + n0 - 1
+                prompt = known + prefix[j] - prefix[i]
+            else:
+                j = i + n0
+                prompt = prefix[j] - prefix[i]
+                if room and n0 and len(g[0][0]) <= _CACHE_MAX_CHARS:
+                    cache[g[0][0]] = counts[i]
+                    room = len(cache) < _CACHE_MAX_ENTRIES
             i, j = j, j + len(g[1])
-            target = sum(counts[i:j])
+            target = prefix[j] - prefix[i]
             i = j
             chosen = rejected = 0
             if g[2] or g[3]:
                 j = i + len(g[2])
-                chosen = sum(counts[i:j])
+                chosen = prefix[j] - prefix[i]
                 i, j = j, j + len(g[3])
-                rejected = sum(counts[i:j])
+                rejected = prefix[j] - prefix[i]
                 i = j
             if mo or ro:
                 prompt += mo * len(ex.roles) + ro
