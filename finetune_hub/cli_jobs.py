@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ def add_job_commands(sub: Any) -> None:
     p.add_argument("--hp", action="append", type=parse_hp, default=[], metavar="K=V", help="hyperparameter (repeatable)")
     p.add_argument("--option", action="append", type=parse_hp, default=[], metavar="K=V", help="provider option (repeatable)")
     p.add_argument("--wait", action="store_true", help="follow the job until it ends")
+    p.add_argument("--poll-interval", type=float, default=10.0, help="seconds between polls with --wait (backs off)")
     p.add_argument("--home", help="job store folder (default $FINETUNE_HUB_HOME or ~/.finetune_hub)")
     p.set_defaults(handler=cmd_submit)
 
@@ -101,9 +103,10 @@ def cmd_submit(args: argparse.Namespace, console: Console) -> int:
         fields["options"] = dict(args.option)
     store = _store(args)
     if args.job_file:
-        job = TuningJob.from_file(args.job_file, store=store, **fields)
+        job = TuningJob.from_file(args.job_file, store=store, **fields)  # --hp/--option merge into the file's
     else:
-        missing = [f"--{k.replace('_', '-')}" for k in ("provider", "base_model", "training_file") if k not in fields]
+        flags = {"provider": "--provider", "base_model": "--model", "training_file": "--training-file"}
+        missing = [flag for key, flag in flags.items() if key not in fields]
         if missing:
             console.print(f"submit needs a job file or {', '.join(missing)}")
             return EXIT_USAGE
@@ -116,7 +119,7 @@ def cmd_submit(args: argparse.Namespace, console: Console) -> int:
         return EXIT_FAILED
     console.print(f"submitted {job.id} ({job.spec.provider} job {job.provider_job_id}): {job.status.value}")
     if args.wait:
-        return _follow(job, console, timeout=None, poll_interval=10.0)
+        return _follow(job, console, timeout=None, poll_interval=args.poll_interval)
     return EXIT_OK
 
 
@@ -184,7 +187,8 @@ def cmd_deploy(args: argparse.Namespace, console: Console) -> int:
     except CostConfirmationRequired as exc:
         console.print(str(exc).replace("deploy(confirm_cost=True)", "finetune-hub deploy --yes"))
         return EXIT_FAILED
-    cost = f", ${deployment.record.hourly_cost_usd:,.2f}/hour until deleted" if deployment.record.hourly_cost_usd else ""
+    rate = deployment.record.hourly_cost_usd
+    cost = f", ${rate:,.2f}/hour until deleted" if rate is not None else ""
     console.print(f"deployed {model.id} as {deployment.name}: {deployment.status}{cost}")
     console.print(f"delete it with: finetune-hub undeploy {job.id}")
     return EXIT_OK
@@ -204,7 +208,7 @@ def cmd_undeploy(args: argparse.Namespace, console: Console) -> int:
         except ProviderError as exc:
             if exc.status_code != 404:
                 raise
-        job.store.update_deployment(rec.id, status="deleted")
+        job.store.update_deployment(rec.id, status="deleted", deleted_at=dt.datetime.now(dt.UTC))
         console.print(f"deleted {rec.name}")
     return EXIT_OK
 

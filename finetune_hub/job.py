@@ -83,6 +83,9 @@ class TuningJob:
     def from_file(cls, path: str | Path, *, store: JobStore | None = None, **overrides: Any) -> TuningJob:
         """A job from a YAML or TOML job file; keyword arguments override the file's fields."""
         spec = JobSpec.from_file(path)
+        for key in ("hyperparameters", "options"):  # mappings merge: a flag changes one key, not all
+            if key in overrides:
+                overrides[key] = {**getattr(spec, key), **overrides[key]}
         if overrides:
             spec = spec.model_copy(update=overrides)
         return cls(spec=spec, store=store)
@@ -255,7 +258,7 @@ class TuningJob:
         with _Progress(self, enabled=progress) as bar:
             while True:
                 status = self.refresh()
-                bar.update(status, self._latest_event() if progress else None)
+                bar.update(status, self._latest_event() if bar.active else None)
                 if status.is_terminal:
                     return self._outcome()
                 pause = interval * random.uniform(0.8, 1.2)
@@ -365,7 +368,15 @@ def wait_all(
         )
         return await asyncio.gather(*waits, return_exceptions=True)
 
-    return asyncio.run(run())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run())
+    # Called from inside an event loop (a Jupyter cell): run ours in a worker thread.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, run()).result()
 
 
 class _Progress:
@@ -385,6 +396,11 @@ class _Progress:
                 self._status = console.status(f"{self.job.id}: submitting")
                 self._status.__enter__()
         return self
+
+    @property
+    def active(self) -> bool:
+        """True when a live line is shown (a terminal or a notebook)."""
+        return self._status is not None
 
     def update(self, status: JobStatus, event: str | None) -> None:
         if self._status is not None:

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from finetune_hub.errors import CostConfirmationRequired
-from finetune_hub.providers.base import DeploymentInfo, ProviderError, call_with_retries
+from finetune_hub.providers.base import Capability, DeploymentInfo, ProviderError, call_with_retries
 
 if TYPE_CHECKING:
     from finetune_hub.job import TuningJob
@@ -49,15 +49,17 @@ class TunedModel:
         """
         from finetune_hub.store import DeploymentRecord, is_secret_key
 
+        provider = self.job.provider
+        if Capability.DEPLOY not in provider.capabilities:
+            raise provider._unsupported("deploy")
         cost = self.hourly_cost(**options)
         if not confirm_cost:
-            what = f"${cost:,.2f} per hour (about ${cost * 24 * 30:,.0f} a month)" if cost else "an hourly fee that finetune_hub does not know"
+            what = f"${cost:,.2f} per hour (about ${cost * 24 * 30:,.0f} a month)" if cost is not None else "an hourly fee that finetune_hub does not know"
             raise CostConfirmationRequired(
                 f"deploying {self.id} on {self.provider} costs {what} until it is deleted; "
                 "call deploy(confirm_cost=True) to go ahead"
             )
         name = name or _deployment_name(self.job.id)
-        provider = self.job.provider
         info = call_with_retries(lambda: provider.deploy(self.id, name, options), sleep=self.job.sleep)
         record = DeploymentRecord(
             id=f"{self.provider}:{name}",
@@ -104,7 +106,8 @@ class Deployment:
         job = self.model.job
         info = call_with_retries(lambda: job.provider.get_deployment(self.name, self.options), sleep=job.sleep)
         self.info = info or self.info.model_copy(update={"status": "deleted"})
-        job.store.update_deployment(self.record.id, status=self.info.status)
+        gone = {"deleted_at": dt.datetime.now(dt.UTC)} if info is None else {}
+        job.store.update_deployment(self.record.id, status=self.info.status, **gone)
         return self.info.status
 
     def wait_ready(self, timeout: float = 1800, poll_interval: float = 10.0) -> str:

@@ -310,3 +310,42 @@ def test_azure_example_runs_against_the_fake(fake_azure_openai, store, monkeypat
         sys.path.pop(0)
     assert ".ft-" in model_id
     assert fake_azure_openai.count("DELETE", ".*deployments.*") == 1 and store.list_deployments(active_only=True) == []
+
+
+def test_wait_all_works_inside_a_running_event_loop(fake_openai, store):
+    import asyncio
+
+    jobs = [make_job(store, suffix=f"n{i}") for i in range(2)]
+    for job in jobs:
+        job.submit()
+
+    async def notebook_cell():
+        return fh.wait_all(jobs, poll_interval=0.01)
+
+    results = asyncio.run(notebook_cell())
+    assert all(isinstance(r, fh.TunedModel) for r in results)
+
+
+def test_job_file_mappings_merge_with_overrides(tmp_path, store):
+    (tmp_path / "train.jsonl").write_bytes((SAMPLES / "chat_gozaru.jsonl").read_bytes())
+    (tmp_path / "job.yaml").write_text(f"provider: openai\nbase_model: {MODEL}\ntraining_file: train.jsonl\nhyperparameters: {{epochs: 3, batch_size: 4}}\n")
+    job = fh.TuningJob.from_file(tmp_path / "job.yaml", store=store, hyperparameters={"epochs": 2})
+    assert job.spec.hyperparameters == {"epochs": 2, "batch_size": 4}
+
+
+def test_openai_models_need_no_deployment_and_say_so_before_any_cost_talk(fake_openai, store):
+    job = make_job(store)
+    job.submit()
+    model = job.wait(poll_interval=0.01, progress=False)
+    with pytest.raises(fh.ProviderError, match="deploy.*not supported by OpenAI"):
+        model.deploy()
+
+
+def test_a_known_zero_rate_is_stated_as_zero(fake_azure_openai, store):
+    job = fh.TuningJob(provider="azure-openai", base_model=MODEL, training_file=SAMPLES / "chat_gozaru.jsonl", store=store)
+    job.sleep = lambda s: None
+    job.submit()
+    model = job.wait(poll_interval=0.01, progress=False)
+    assert model.hourly_cost(sku="developertier") == 0.0
+    with pytest.raises(fh.CostConfirmationRequired, match=r"\$0\.00 per hour"):
+        model.deploy(sku="developertier")

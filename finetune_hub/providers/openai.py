@@ -11,6 +11,7 @@ import csv
 import gzip
 import io
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -134,7 +135,7 @@ class OpenAIProvider(Provider):
         if method_type == "reinforcement" and "grader" in spec.options:
             body["grader"] = spec.options["grader"]
         kwargs: dict[str, Any] = {
-            "model": rules.model_id or spec.base_model if not spec.base_model.startswith("ft:") else spec.base_model,
+            "model": spec.base_model if is_fine_tuned_name(self.name, spec.base_model) else rules.model_id or spec.base_model,
             "training_file": refs["training"].id,
             "method": {"type": method_type, method_type: body},
             "metadata": {JOB_ID_KEY: idempotency_key},
@@ -303,6 +304,15 @@ def _metric_point(values: dict[str, Any]) -> MetricPoint:
             except (TypeError, ValueError):
                 continue
     return MetricPoint(**fields, extra=extra)
+
+
+def is_fine_tuned_name(provider: str, name: str) -> bool:
+    """True for a tuned model's name (`ft:...` on OpenAI, `<base>.ft-<id>` on Azure): continued
+    training must start from it, not from its base model."""
+    from finetune_hub.rules import default_catalog
+
+    pattern = default_catalog().provider_data(provider).get("provider", {}).get("fine_tuned_pattern")
+    return bool(pattern and re.match(pattern, name))
 
 
 def _files_api_limit(provider: str) -> int:
