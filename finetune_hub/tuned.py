@@ -54,6 +54,9 @@ class TunedModel:
             raise provider._unsupported("deploy")
         cost = self.hourly_cost(**options)
         if not confirm_cost:
+            note = provider.cost_note(self.id, options)
+            if note:
+                raise CostConfirmationRequired(f"deploying {self.id} on {self.provider}: {note}; call deploy(confirm_cost=True) to go ahead")
             what = f"${cost:,.2f} per hour (about ${cost * 24 * 30:,.0f} a month)" if cost is not None else "an hourly fee that finetune_hub does not know"
             raise CostConfirmationRequired(
                 f"deploying {self.id} on {self.provider} costs {what} until it is deleted; "

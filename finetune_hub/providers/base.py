@@ -164,6 +164,11 @@ class Provider(ABC):
     def hourly_cost(self, model: str, options: dict[str, Any]) -> float | None:
         return None
 
+    def cost_note(self, model: str, options: dict[str, Any]) -> str | None:
+        """A full sentence on what a deployment costs (units, rate, commitment), where the
+        provider has more to say than one hourly figure."""
+        return None
+
     def deploy(self, model: str, name: str, options: dict[str, Any]) -> DeploymentInfo:
         raise self._unsupported("deploy")
 

@@ -9,7 +9,7 @@ They speak the real HTTP protocol on 127.0.0.1, so the real SDK runs its real co
         client = openai.OpenAI(base_url=server.openai_base_url, api_key="sk-test")
         ...
 
-With pytest, the fixtures `fake_openai` and `fake_azure_openai` (plugin
+With pytest, the fixtures `fake_openai`, `fake_azure_openai` and `fake_bedrock` (plugin
 `finetune_hub.testing.pytest_plugin`) do this for you. Importing this package imports no SDK.
 """
 
@@ -20,15 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .fake_clock import FakeClock
+    from .bedrock_fake import FakeBedrock
     from .openai_fake import FakeAzureOpenAI, FakeOpenAI, FakeOpenAIServer
 
-__all__ = ["FakeAzureOpenAI", "FakeClock", "FakeOpenAI", "FakeOpenAIServer"]
+__all__ = ["FakeAzureOpenAI", "FakeBedrock", "FakeClock", "FakeOpenAI", "FakeOpenAIServer"]
 
 _EXPORTS = {
     "FakeClock": "fake_clock",
     "FakeOpenAI": "openai_fake",
     "FakeAzureOpenAI": "openai_fake",
     "FakeOpenAIServer": "openai_fake",
+    "FakeBedrock": "bedrock_fake",
 }
 
 

@@ -12,6 +12,7 @@ Active through the `pytest11` entry point of finetune-hub, or explicitly with
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -45,4 +46,36 @@ def fake_azure_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAzureOpen
         monkeypatch.setenv("AZURE_OPENAI_API_KEY", fake.api_key)
         monkeypatch.setenv("OPENAI_API_VERSION", fake.api_version)
         monkeypatch.setenv("FINETUNE_HUB_AZURE_MANAGEMENT_URL", server.management_url)
+        yield fake
+
+
+@pytest.fixture
+def fake_bedrock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A served `FakeBedrock` (moto + finetune_hub's extension; needs `moto[s3]`, flask and
+    flask-cors: pip install "finetune-hub[test-aws]").
+
+    Sets `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY=testing`, `AWS_DEFAULT_REGION=us-east-1`,
+    `AWS_EC2_METADATA_DISABLED=true` and `AWS_ENDPOINT_URL` (the server), creates the bucket, and
+    yields the fake, with `.s3_uri` and `.role_arn` to put in a job's options.
+    """
+    pytest.importorskip("moto")
+    from .bedrock_fake import FakeBedrock
+
+    for var in (
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_ENDPOINT_URL_BEDROCK",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with FakeBedrock() as fake:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", fake.url)
+        fake.reset()
+        fake.create_bucket()
         yield fake
