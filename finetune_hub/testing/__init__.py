@@ -19,8 +19,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .fake_clock import FakeClock
     from .bedrock_fake import FakeBedrock
+    from .fake_clock import FakeClock
     from .openai_fake import FakeAzureOpenAI, FakeOpenAI, FakeOpenAIServer
 
 __all__ = ["FakeAzureOpenAI", "FakeBedrock", "FakeClock", "FakeOpenAI", "FakeOpenAIServer"]
