@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench venv
+.PHONY: demo demo-validate test lint bench bench-local venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: venv
+	OMP_WAIT_POLICY=PASSIVE $(PY) examples/local_gozaru_demo.py
+
+demo-validate: venv
 	$(PY) examples/demo.py
 
 test: venv
@@ -27,3 +30,6 @@ lint: venv
 
 bench: venv
 	$(PY) bench/validate_bench.py
+
+bench-local: venv
+	$(PY) bench/local_train_bench.py

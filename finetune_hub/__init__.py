@@ -36,6 +36,7 @@ _LAZY = {
     "get_counter": "finetune_hub.data.tokens:get_counter",
     "rules": "finetune_hub.rules",
     "TuningJob": "finetune_hub.job:TuningJob",
+    "evaluate": "finetune_hub.evaluate:evaluate",
     "wait_all": "finetune_hub.job:wait_all",
     "JobSpec": "finetune_hub.spec:JobSpec",
     "JobStore": "finetune_hub.store:JobStore",
@@ -93,6 +94,7 @@ if TYPE_CHECKING:  # pragma: no cover
         ValidationError,
         WaitTimeout,
     )
+    from finetune_hub.evaluate import evaluate
     from finetune_hub.hyperparams import check_hyperparameters
     from finetune_hub.issues import Issue, Severity
     from finetune_hub.job import TuningJob, wait_all

@@ -35,6 +35,10 @@ class TunedModel:
         """One chat turn with the tuned model, for a quick try; returns the reply text."""
         return call_with_retries(lambda: self.job.provider.chat(self.id, messages, **kwargs), sleep=self.job.sleep)
 
+    def generate(self, prompt: str, **kwargs: Any) -> str:
+        """A reply to one user prompt (a one-turn `chat`)."""
+        return self.chat([{"role": "user", "content": prompt}], **kwargs)
+
     def hourly_cost(self, **options: Any) -> float | None:
         """What a deployment of this model costs per hour in USD, where the rules know it."""
         return self.job.provider.hourly_cost(self.id, options)

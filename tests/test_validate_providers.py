@@ -151,3 +151,14 @@ def test_importing_the_package_loads_no_sdk_and_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_the_validation_demo_finds_its_planted_problems(tmp_path):
+    """examples/demo.py (`make demo-validate`) exits 0 only when every planted problem is found."""
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "examples"))
+    try:
+        import demo
+
+        assert demo.main(tmp_path) == 0
+    finally:
+        sys.path.pop(0)
