@@ -146,40 +146,38 @@ class BedrockProvider(BedrockDeployMixin, Provider):
         """Options Bedrock needs, checked before anything is uploaded."""
         o = {**self.options, **spec.options}
         issues: list[Issue] = []
-        role = o.get("role_arn")
-        if not role:
-            issues.append(
-                Issue(
-                    code="missing_role_arn",
-                    field="options.role_arn",
-                    message="Bedrock needs options['role_arn']: the IAM role Bedrock assumes to read the data and write the output (see docs/providers/bedrock.md)",
+        required = (
+            (
+                "role_arn",
+                ROLE_ARN_RE,
+                "the IAM role Bedrock assumes to read the data and write the output (see docs/providers/bedrock.md)",
+                "an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>)",
+            ),
+            (
+                "s3_uri",
+                S3_URI_RE,
+                "(s3://bucket/prefix/) where the data and the job output go",
+                "an s3://bucket/prefix/ URI",
+            ),
+        )
+        for key, pattern, purpose, shape in required:
+            value = o.get(key)
+            if not value:
+                issues.append(
+                    Issue(
+                        code=f"missing_{key}",
+                        field=f"options.{key}",
+                        message=f"Bedrock needs options['{key}']: {purpose}",
+                    )
                 )
-            )
-        elif not ROLE_ARN_RE.match(role):
-            issues.append(
-                Issue(
-                    code="invalid_role_arn",
-                    field="options.role_arn",
-                    message=f"{role!r} is not an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>)",
+            elif not pattern.match(value):
+                issues.append(
+                    Issue(
+                        code=f"invalid_{key}",
+                        field=f"options.{key}",
+                        message=f"{value!r} is not {shape}",
+                    )
                 )
-            )
-        s3_uri = o.get("s3_uri")
-        if not s3_uri:
-            issues.append(
-                Issue(
-                    code="missing_s3_uri",
-                    field="options.s3_uri",
-                    message="Bedrock needs options['s3_uri'] (s3://bucket/prefix/) where the data and the job output go",
-                )
-            )
-        elif not S3_URI_RE.match(s3_uri):
-            issues.append(
-                Issue(
-                    code="invalid_s3_uri",
-                    field="options.s3_uri",
-                    message=f"{s3_uri!r} is not an s3://bucket/prefix/ URI",
-                )
-            )
         for key, pattern, what in (
             ("job_name", JOB_NAME_RE, "jobName"),
             ("custom_model_name", MODEL_NAME_RE, "customModelName"),
