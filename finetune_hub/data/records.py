@@ -317,20 +317,26 @@ def _check_parts(parts: Any, path: str, ex: Example, emit: Emit, kind: int, role
     if not isinstance(parts, list) or not parts:
         emit("missing_content", f"{path}.parts", f"{path}.parts must be a non-empty list")
         return
-    for j, part in enumerate(parts):
-        ppath = f"{path}.parts[{j}]"
-        if type(part) is not dict:
-            emit("invalid_content", ppath, f"{ppath} must be an object")
-        elif "text" in part:
-            text = _text(part["text"], f"{ppath}.text", emit)
+    _check_items(parts, f"{path}.parts", ex, emit, kind, role, media=("fileData", "file_data", "inlineData"), media_ok=role != "model", shape="have text or fileData")
+
+
+def _check_items(items: list[Any], base: str, ex: Example, emit: Emit, kind: int, role: Any, *, media: tuple[str, ...], media_ok: bool, shape: str) -> None:
+    """Gemini parts and Bedrock content blocks: texts are counted, media is counted and refused
+    outside user turns, anything else is reported."""
+    for j, item in enumerate(items):
+        path = f"{base}[{j}]"
+        if type(item) is not dict:
+            emit("invalid_content", path, f"{path} must be an object")
+        elif "text" in item:
+            text = _text(item["text"], f"{path}.text", emit)
             if text is not None:
-                ex.add(text, f"{ppath}.text", kind)
-        elif "fileData" in part or "file_data" in part or "inlineData" in part:
+                ex.add(text, f"{path}.text", kind)
+        elif any(key in item for key in media):
             ex.images += 1
-            if role == "model":
-                emit("image_not_in_user_turn", ppath, "media is only allowed in user turns")
+            if not media_ok:
+                emit("image_not_in_user_turn", path, f"media is only allowed in user turns, found one in {role}")
         else:
-            emit("unknown_content_part", ppath, f"{ppath} must have text or fileData")
+            emit("unknown_content_part", path, f"{path} must {shape}")
 
 
 def check_gemini(record: dict[str, Any], emit: Emit) -> Example:
@@ -423,20 +429,7 @@ def check_bedrock_conversation(record: dict[str, Any], emit: Emit) -> Example:
 
 
 def _check_blocks(blocks: list[Any], path: str, ex: Example, emit: Emit, kind: int, role: Any) -> None:
-    for j, block in enumerate(blocks):
-        bpath = f"{path}[{j}]"
-        if type(block) is not dict:
-            emit("invalid_content", bpath, f"{bpath} must be an object")
-        elif "text" in block:
-            text = _text(block["text"], f"{bpath}.text", emit)
-            if text is not None:
-                ex.add(text, f"{bpath}.text", kind)
-        elif "image" in block or "video" in block or "document" in block:
-            ex.images += 1
-            if role != "user":
-                emit("image_not_in_user_turn", bpath, f"media is only allowed in user turns, found one in {role}")
-        else:
-            emit("unknown_content_part", bpath, f"{bpath} must be a text, image or video block")
+    _check_items(blocks, path, ex, emit, kind, role, media=("image", "video", "document"), media_ok=role == "user", shape="be a text, image or video block")
 
 
 def check_continued_pretraining(record: dict[str, Any], emit: Emit) -> Example:
