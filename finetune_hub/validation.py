@@ -140,17 +140,14 @@ def _decide_format(path: str | os.PathLike[str], rules: ResolvedRules, given: Da
     else:
         votes: dict[DataFormat, int] = {}
         first_choice: dict[DataFormat, int] = {}
-        try:
-            for n, (_line, _raw, record) in enumerate(JsonlReader(path)):
-                cands = candidate_formats(record)
-                for c in cands:
-                    votes[c] = votes.get(c, 0) + 1
-                if cands:
-                    first_choice[cands[0]] = first_choice.get(cands[0], 0) + 1
-                if n + 1 >= _DETECT_SAMPLE:
-                    break
-        except DataFileError:
-            raise
+        for n, (_line, _raw, record) in enumerate(JsonlReader(path)):
+            cands = candidate_formats(record)
+            for c in cands:
+                votes[c] = votes.get(c, 0) + 1
+            if cands:
+                first_choice[cands[0]] = first_choice.get(cands[0], 0) + 1
+            if n + 1 >= _DETECT_SAMPLE:
+                break
         accepted = [f for f in votes if f in rules.formats]
         if accepted:
             fmt = max(accepted, key=votes.__getitem__)
