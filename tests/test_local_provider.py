@@ -13,6 +13,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("peft")
 
+from local_support import LOCAL_QUESTIONS, write_tiny_chat  # noqa: E402
+
 import finetune_hub as fh  # noqa: E402
 from finetune_hub.errors import JobFailed  # noqa: E402
 from finetune_hub.providers.local import LocalProvider  # noqa: E402
@@ -20,7 +22,7 @@ from finetune_hub.providers.local.runner import RunDir  # noqa: E402
 from finetune_hub.providers.local.tiny import build_tiny_model  # noqa: E402
 from finetune_hub.status import JobStatus  # noqa: E402
 
-QUESTIONS = [f"what is {a} plus {b}?" for a in range(1, 9) for b in range(1, 5)]
+QUESTIONS = LOCAL_QUESTIONS
 HP = {
     "learning_rate": 5e-3,
     "batch_size": 4,
@@ -35,14 +37,7 @@ HP = {
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("local-provider")
-    chat = root / "chat.jsonl"
-    with open(chat, "w") as f:
-        for q in QUESTIONS:
-            msgs = [
-                {"role": "user", "content": q},
-                {"role": "assistant", "content": "yes, gozaru!"},
-            ]
-            f.write(json.dumps({"messages": msgs}) + "\n")
+    chat = write_tiny_chat(root / "chat.jsonl")
     return {
         "model": str(build_tiny_model(root / "model", QUESTIONS + ["yes, gozaru!"])),
         "chat": str(chat),

@@ -10,11 +10,13 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
+from local_support import LOCAL_QUESTIONS, write_tiny_chat  # noqa: E402
+
 from finetune_hub.providers.local.runner import RunDir, write_json_atomic  # noqa: E402
 from finetune_hub.providers.local.tiny import build_tiny_model  # noqa: E402
 from finetune_hub.providers.local.train import TrainConfig, Trainer, dpo_loss  # noqa: E402
 
-QUESTIONS = [f"what is {a} plus {b}?" for a in range(1, 9) for b in range(1, 5)]
+QUESTIONS = LOCAL_QUESTIONS
 
 
 @pytest.fixture(autouse=True)
@@ -28,14 +30,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("local")
-    chat = root / "chat.jsonl"
-    with open(chat, "w") as f:
-        for q in QUESTIONS:
-            msgs = [
-                {"role": "user", "content": q},
-                {"role": "assistant", "content": "yes, gozaru!"},
-            ]
-            f.write(json.dumps({"messages": msgs}) + "\n")
+    chat = write_tiny_chat(root / "chat.jsonl")
     pref = root / "pref.jsonl"
     with open(pref, "w") as f:
         for q in QUESTIONS:
