@@ -448,8 +448,12 @@ def _load_example(name: str):
     return module
 
 
-def test_example_titan_dolly(fake_bedrock, store, tmp_path, capsys):
-    example = _load_example("bedrock_titan_dolly")
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("bedrock_titan_dolly", ("per hour", "Echo:")), ("bedrock_nova_conversation", ("Echo:",))],
+)
+def test_examples_run_against_the_fake(fake_bedrock, store, tmp_path, capsys, name, expected):
+    example = _load_example(name)
     fake_bedrock.auto_complete_after = 3
     example.main(
         tmp_path,
@@ -459,18 +463,5 @@ def test_example_titan_dolly(fake_bedrock, store, tmp_path, capsys):
         sleep=lambda s: None,
     )
     out = capsys.readouterr().out
-    assert "per hour" in out and "Echo:" in out
+    assert all(text in out for text in expected)
     assert fake_bedrock.provisioned_throughputs() == []
-
-
-def test_example_nova_conversation(fake_bedrock, store, tmp_path, capsys):
-    example = _load_example("bedrock_nova_conversation")
-    fake_bedrock.auto_complete_after = 3
-    example.main(
-        tmp_path,
-        options=options(fake_bedrock),
-        store=store,
-        poll_interval=0.01,
-        sleep=lambda s: None,
-    )
-    assert "Echo:" in capsys.readouterr().out
