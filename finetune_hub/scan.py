@@ -119,8 +119,9 @@ class Scanner:
             self.line = line
             ex = checker(record, emit)
             forbidden = first_char is not None and (first_char == "" or _contains(ex.groups, first_char))
-            if forbidden or ex.images or ex.tools or (ex.roles and self._roles_need_check(ex.roles)):
-                record_rules(ex, record, forbidden)
+            roles = bool(ex.roles) and self._roles_need_check(ex.roles)
+            if forbidden or roles or ex.images or ex.tools:
+                record_rules(ex, record, forbidden, roles)
             res.records += 1
             res.images += ex.images
             hashes.append(fingerprint(raw if raw[-1:] == b"\n" else raw + b"\n"))
@@ -158,9 +159,9 @@ class Scanner:
             verdict = self._role_verdicts[key] = bool(found)
         return verdict
 
-    def _record_rules(self, ex: Example, record: dict[str, Any], may_have_forbidden: bool = True) -> None:
+    def _record_rules(self, ex: Example, record: dict[str, Any], may_have_forbidden: bool, check_roles: bool) -> None:
         rules = self.rules
-        if self.roles is not None and ex.roles and self._roles_need_check(ex.roles):
+        if check_roles:
             _check_roles(ex, self.roles, self._role_emit)
         if ex.images:
             if not rules.images:
