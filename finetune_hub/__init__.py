@@ -18,11 +18,11 @@ __version__ = "0.1.0"
 
 # public name -> "module:attribute"
 _LAZY = {
-    "validate": "finetune_hub.validation:validate",
-    "ValidationReport": "finetune_hub.report:ValidationReport",
-    "ValidationStats": "finetune_hub.report:ValidationStats",
-    "TokenStats": "finetune_hub.report:TokenStats",
-    "FileStats": "finetune_hub.report:FileStats",
+    "validate": "finetune_hub.checks.validation:validate",
+    "ValidationReport": "finetune_hub.checks.report:ValidationReport",
+    "ValidationStats": "finetune_hub.checks.report:ValidationStats",
+    "TokenStats": "finetune_hub.checks.report:TokenStats",
+    "FileStats": "finetune_hub.checks.report:FileStats",
     "Issue": "finetune_hub.issues:Issue",
     "Severity": "finetune_hub.issues:Severity",
     "DataFormat": "finetune_hub.data.formats:DataFormat",
@@ -30,22 +30,22 @@ _LAZY = {
     "read_records": "finetune_hub.data.reader:read_records",
     "convert": "finetune_hub.data.convert:convert",
     "ConversionSummary": "finetune_hub.data.convert:ConversionSummary",
-    "split": "finetune_hub.splitting:split",
+    "split": "finetune_hub.checks.splitting:split",
     "SplitSummary": "finetune_hub.data.split:SplitSummary",
-    "check_hyperparameters": "finetune_hub.hyperparams:check_hyperparameters",
+    "check_hyperparameters": "finetune_hub.checks.hyperparams:check_hyperparameters",
     "get_counter": "finetune_hub.data.tokens:get_counter",
     "rules": "finetune_hub.rules",
-    "TuningJob": "finetune_hub.job:TuningJob",
-    "evaluate": "finetune_hub.evaluate:evaluate",
-    "wait_all": "finetune_hub.job:wait_all",
-    "JobSpec": "finetune_hub.spec:JobSpec",
+    "TuningJob": "finetune_hub.jobs.tuning_job:TuningJob",
+    "evaluate": "finetune_hub.jobs.evaluation:evaluate",
+    "wait_all": "finetune_hub.jobs.tuning_job:wait_all",
+    "JobSpec": "finetune_hub.jobs.spec:JobSpec",
     "JobStore": "finetune_hub.store:JobStore",
     "JobStatus": "finetune_hub.status:JobStatus",
     "JobEvent": "finetune_hub.status:JobEvent",
     "MetricPoint": "finetune_hub.status:MetricPoint",
     "Checkpoint": "finetune_hub.status:Checkpoint",
-    "TunedModel": "finetune_hub.tuned:TunedModel",
-    "Deployment": "finetune_hub.tuned:Deployment",
+    "TunedModel": "finetune_hub.jobs.model:TunedModel",
+    "Deployment": "finetune_hub.jobs.model:Deployment",
     "ProviderError": "finetune_hub.providers.base:ProviderError",
     "JobFailed": "finetune_hub.errors:JobFailed",
     "WaitTimeout": "finetune_hub.errors:WaitTimeout",
@@ -78,6 +78,10 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from finetune_hub import rules
+    from finetune_hub.checks.hyperparams import check_hyperparameters
+    from finetune_hub.checks.report import FileStats, TokenStats, ValidationReport, ValidationStats
+    from finetune_hub.checks.splitting import split
+    from finetune_hub.checks.validation import validate
     from finetune_hub.data.convert import ConversionSummary, convert
     from finetune_hub.data.formats import DataFormat, detect_format
     from finetune_hub.data.reader import read_records
@@ -94,15 +98,11 @@ if TYPE_CHECKING:  # pragma: no cover
         ValidationError,
         WaitTimeout,
     )
-    from finetune_hub.evaluate import evaluate
-    from finetune_hub.hyperparams import check_hyperparameters
     from finetune_hub.issues import Issue, Severity
-    from finetune_hub.job import TuningJob, wait_all
+    from finetune_hub.jobs.evaluation import evaluate
+    from finetune_hub.jobs.model import Deployment, TunedModel
+    from finetune_hub.jobs.spec import JobSpec
+    from finetune_hub.jobs.tuning_job import TuningJob, wait_all
     from finetune_hub.providers.base import ProviderError
-    from finetune_hub.report import FileStats, TokenStats, ValidationReport, ValidationStats
-    from finetune_hub.spec import JobSpec
-    from finetune_hub.splitting import split
     from finetune_hub.status import Checkpoint, JobEvent, JobStatus, MetricPoint
     from finetune_hub.store import JobStore
-    from finetune_hub.tuned import Deployment, TunedModel
-    from finetune_hub.validation import validate

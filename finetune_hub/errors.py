@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from finetune_hub.report import ValidationReport
+    from finetune_hub.checks.report import ValidationReport
 
 
 class FinetuneHubError(Exception):

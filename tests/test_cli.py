@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from finetune_hub.cli import main, parse_value
+from finetune_hub.cli.main import main, parse_value
 
 SHARED = Path(__file__).resolve().parents[1] / "examples" / "data"
 CHAT = SHARED / "chat_gozaru.jsonl"
@@ -251,7 +251,7 @@ def test_convert_max_tokens_needs_tokenizer(capsys, tmp_path):
 
 
 def test_split(capsys, tmp_path):
-    pytest.importorskip("finetune_hub.splitting")
+    pytest.importorskip("finetune_hub.checks.splitting")
     pytest.importorskip("finetune_hub.data.split")
     train, valid = tmp_path / "train.jsonl", tmp_path / "valid.jsonl"
     code, out, _ = run(capsys, "split", CHAT, train, valid, "--validation-size", "5", "--seed", "1")
@@ -262,7 +262,7 @@ def test_split(capsys, tmp_path):
 
 
 def test_split_provider_without_model_exits_2(capsys, tmp_path):
-    pytest.importorskip("finetune_hub.splitting")
+    pytest.importorskip("finetune_hub.checks.splitting")
     code, _, err = run(
         capsys, "split", CHAT, tmp_path / "t", tmp_path / "v", "--provider", "bedrock"
     )

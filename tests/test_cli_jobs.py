@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-import finetune_hub.job
-from finetune_hub.cli import main
+import finetune_hub.jobs.tuning_job
+from finetune_hub.cli.main import main
 from finetune_hub.store import JobStore
 
 SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
@@ -34,7 +34,7 @@ def _plain_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class _TimeWithoutSleep:
-    """Stands in for the `time` module inside `finetune_hub.job` only: `sleep` returns at once,
+    """Stands in for the `time` module inside `finetune_hub.jobs.tuning_job` only: `sleep` returns at once,
     everything else (`monotonic`, ...) is the real thing."""
 
     @staticmethod
@@ -48,12 +48,12 @@ class _TimeWithoutSleep:
 @pytest.fixture
 def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     """`submit --wait` polls with `TuningJob.sleep`, which `__init__` sets to `time.sleep` as
-    looked up in `finetune_hub.job`'s namespace. The CLI builds the job itself, so the test
+    looked up in `finetune_hub.jobs.tuning_job`'s namespace. The CLI builds the job itself, so the test
     cannot set `job.sleep`; replacing the *name* `time` in that one module makes every job the
     CLI builds sleep for no time, while the real `time` module (used by pytest, the fake
     server's threads, ...) stays untouched. The fake's clock moves on each poll, so no real
     waiting is needed."""
-    monkeypatch.setattr(finetune_hub.job, "time", _TimeWithoutSleep())
+    monkeypatch.setattr(finetune_hub.jobs.tuning_job, "time", _TimeWithoutSleep())
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""`finetune_hub.evaluate`: scorers, the judge hook and the before/after table."""
+"""`finetune_hub.jobs.evaluation`: scorers, the judge hook and the before/after table."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("torch")
 
 from finetune_hub.errors import FinetuneHubError  # noqa: E402
-from finetune_hub.evaluate import contains, ends_with, evaluate, exact, judge, regex  # noqa: E402
+from finetune_hub.jobs.evaluation import contains, ends_with, evaluate, exact, judge, regex  # noqa: E402
 
 
 def test_scorers():

@@ -26,7 +26,7 @@ from finetune_hub.store import (
     is_secret_key,
     new_job_id,
 )
-from finetune_hub.store_schema import DEPLOYMENT_COLUMNS, JOB_COLUMNS, SCHEMA_VERSION
+from finetune_hub.store.sqlite import DEPLOYMENT_COLUMNS, JOB_COLUMNS, SCHEMA_VERSION
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 FAKE_KEY = "sk-SECRET-123"

@@ -232,7 +232,7 @@ def test_missing_file_raises_a_clear_error(tmp_path):
 
 
 def test_multiprocess_mode_matches_single_process(tmp_path, monkeypatch):
-    import finetune_hub.validation as validate_module
+    import finetune_hub.checks.validation as validate_module
 
     monkeypatch.setattr(validate_module, "MIN_PARALLEL_BYTES", 0)
     lines: list = [chat(f"question {i} " * (i % 7 + 1), f"answer {i}") for i in range(3000)]

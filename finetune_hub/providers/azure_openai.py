@@ -22,7 +22,7 @@ from finetune_hub.rules import resolve
 from finetune_hub.status import StateMap
 
 if TYPE_CHECKING:
-    from finetune_hub.spec import JobSpec
+    from finetune_hub.jobs.spec import JobSpec
 
 DEFAULT_API_VERSION = "2025-04-01-preview"
 DEFAULT_MANAGEMENT_URL = "https://management.azure.com"

@@ -22,7 +22,7 @@ from finetune_hub.errors import FinetuneHubError, UnknownProviderError
 from finetune_hub.status import Checkpoint, JobEvent, JobStatus, MetricPoint, StateMap
 
 if TYPE_CHECKING:
-    from finetune_hub.spec import JobSpec
+    from finetune_hub.jobs.spec import JobSpec
 
 T = TypeVar("T")
 ENTRY_POINT_GROUP = "finetune_hub.providers"

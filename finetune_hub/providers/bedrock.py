@@ -29,7 +29,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
 )
 
-from finetune_hub.hyperparams import check_hyperparameters
+from finetune_hub.checks.hyperparams import check_hyperparameters
 from finetune_hub.issues import Issue
 from finetune_hub.providers.base import Capability, DataRef, Provider, ProviderError, ProviderJob
 from finetune_hub.providers.bedrock_deploy import BedrockDeployMixin
@@ -60,7 +60,7 @@ from finetune_hub.rules import resolve
 from finetune_hub.status import JobEvent, MetricPoint
 
 if TYPE_CHECKING:
-    from finetune_hub.spec import JobSpec
+    from finetune_hub.jobs.spec import JobSpec
 
 T = TypeVar("T")
 

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import openai
 
-from finetune_hub.hyperparams import check_hyperparameters
+from finetune_hub.checks.hyperparams import check_hyperparameters
 from finetune_hub.providers.base import Capability, DataRef, Provider, ProviderError, ProviderJob
 from finetune_hub.rules import resolve
 from finetune_hub.status import Checkpoint, JobEvent, JobStatus, MetricPoint, StateMap
 
 if TYPE_CHECKING:
-    from finetune_hub.spec import JobSpec
+    from finetune_hub.jobs.spec import JobSpec
 
 T = TypeVar("T")
 JOB_ID_KEY = "finetune_hub_job_id"

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finetune_hub.hyperparams import check_hyperparameters
+from finetune_hub.checks.hyperparams import check_hyperparameters
 from finetune_hub.issues import Issue
 from finetune_hub.providers.base import (
     Capability,
@@ -38,7 +38,7 @@ from finetune_hub.providers.local.runner import TERMINAL_STATES, RunDir, pid_ali
 from finetune_hub.status import Checkpoint, JobEvent, JobStatus, MetricPoint, StateMap
 
 if TYPE_CHECKING:
-    from finetune_hub.spec import JobSpec
+    from finetune_hub.jobs.spec import JobSpec
 
 _S = JobStatus
 LOCAL_STATES = {

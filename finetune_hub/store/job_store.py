@@ -29,8 +29,16 @@ from typing import Any
 
 from finetune_hub.errors import FinetuneHubError
 from finetune_hub.status import JobEvent, JobStatus
-from finetune_hub.store_schema import (
-    CREDENTIAL_SOURCES,
+from finetune_hub.store.records import (
+    DeploymentRecord,
+    JobRecord,
+    Transition,
+    now,
+)
+from finetune_hub.store.secret_policy import (
+    check_record_fields,
+)
+from finetune_hub.store.sqlite import (
     DEPLOYMENT_COLUMNS,
     DEPLOYMENT_UPSERT,
     EVENT_INSERT,
@@ -38,41 +46,12 @@ from finetune_hub.store_schema import (
     JOB_INSERT,
     JOB_UPDATE,
     TRANSITION_INSERT,
-    DeploymentRecord,
-    JobRecord,
-    SecretRefusedError,
-    Transition,
-    check_credentials,
-    check_record_fields,
-    check_secret_free,
     connect,
     from_row,
     immediate,
-    is_secret_key,
-    new_deployment_id,
-    new_job_id,
-    now,
     to_db_time,
     to_row,
 )
-
-__all__ = [
-    "CREDENTIAL_SOURCES",
-    "DeploymentNotFound",
-    "DeploymentRecord",
-    "JobExists",
-    "JobNotFound",
-    "JobRecord",
-    "JobStore",
-    "SecretRefusedError",
-    "Transition",
-    "check_credentials",
-    "check_secret_free",
-    "default_home",
-    "is_secret_key",
-    "new_deployment_id",
-    "new_job_id",
-]
 
 HOME_ENV = "FINETUNE_HUB_HOME"
 STORE_FILE = "jobs.sqlite3"

@@ -16,8 +16,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from finetune_hub.checks.report import ValidationReport
 from finetune_hub.errors import FinetuneHubError, JobFailed, ValidationError, WaitTimeout
 from finetune_hub.issues import Severity
+from finetune_hub.jobs.model import TunedModel
+from finetune_hub.jobs.spec import JobSpec
 from finetune_hub.providers.base import (
     DataRef,
     Provider,
@@ -25,11 +28,8 @@ from finetune_hub.providers.base import (
     call_with_retries,
     make_provider,
 )
-from finetune_hub.report import ValidationReport
-from finetune_hub.spec import JobSpec
 from finetune_hub.status import Checkpoint, JobEvent, JobStatus, MetricPoint
 from finetune_hub.store import JobRecord, JobStore, new_job_id
-from finetune_hub.tuned import TunedModel
 
 
 class TuningJob:
@@ -153,7 +153,7 @@ class TuningJob:
     # -- validate and submit --------------------------------------------------------------------
     def validate(self) -> ValidationReport:
         """Check the data, hyperparameters and model/method support; nothing leaves the machine."""
-        from finetune_hub.validation import validate
+        from finetune_hub.checks.validation import validate
 
         spec = self.spec
         report = validate(

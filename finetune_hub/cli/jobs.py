@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from finetune_hub.job import TuningJob
+    from finetune_hub.jobs.tuning_job import TuningJob
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def add_job_commands(sub: Any) -> None:
     """Register the job subcommands on the main parser's subparsers."""
-    from finetune_hub.cli import parse_hp
+    from finetune_hub.cli.args import parse_hp
 
     p = sub.add_parser("submit", help="validate, upload and submit a job (from a job file or flags)")
     p.add_argument("job_file", nargs="?", help="a YAML or TOML job description")
@@ -81,9 +81,9 @@ def add_job_commands(sub: Any) -> None:
 
 # -- commands -------------------------------------------------------------------------------------
 def cmd_submit(args: argparse.Namespace, console: Console) -> int:
-    from finetune_hub.cli import print_report
+    from finetune_hub.cli.render import print_report
     from finetune_hub.errors import ValidationError
-    from finetune_hub.job import TuningJob
+    from finetune_hub.jobs.tuning_job import TuningJob
 
     fields = {
         k: v
@@ -221,7 +221,7 @@ def _store(args: argparse.Namespace) -> Any:
 
 
 def _attach(args: argparse.Namespace) -> TuningJob:
-    from finetune_hub.job import TuningJob
+    from finetune_hub.jobs.tuning_job import TuningJob
 
     return TuningJob.attach(args.job_id, store=_store(args))
 

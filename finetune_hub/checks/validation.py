@@ -15,16 +15,16 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from finetune_hub.checks.hyperparams import check_hyperparameters
+from finetune_hub.checks.report import FileStats, TokenStats, ValidationReport, ValidationStats
+from finetune_hub.checks.scan import Scanner, ScanResult, ScanSpec, merge_results, scan_range
 from finetune_hub.data.formats import DataFormat, candidate_formats
 from finetune_hub.data.reader import JsonlReader, is_gzip
 from finetune_hub.data.tokens import get_counter
 from finetune_hub.errors import DataFileError
-from finetune_hub.hyperparams import check_hyperparameters
 from finetune_hub.issues import Issue, Severity
-from finetune_hub.report import FileStats, TokenStats, ValidationReport, ValidationStats
 from finetune_hub.rules.catalog import Catalog, default_catalog
 from finetune_hub.rules.schema import ResolvedRules
-from finetune_hub.scan import Scanner, ScanResult, ScanSpec, merge_results, scan_range
 
 #: Files smaller than this are never split across processes.
 MIN_PARALLEL_BYTES = 8 * 1024 * 1024

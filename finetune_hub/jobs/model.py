@@ -9,7 +9,7 @@ from finetune_hub.errors import CostConfirmationRequired
 from finetune_hub.providers.base import Capability, DeploymentInfo, ProviderError, call_with_retries
 
 if TYPE_CHECKING:
-    from finetune_hub.job import TuningJob
+    from finetune_hub.jobs.tuning_job import TuningJob
     from finetune_hub.store import DeploymentRecord
 
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from finetune_hub.errors import FinetuneHubError
 
 if TYPE_CHECKING:
-    from finetune_hub.job import TuningJob
-    from finetune_hub.tuned import TunedModel
+    from finetune_hub.jobs.model import TunedModel
+    from finetune_hub.jobs.tuning_job import TuningJob
 
 #: A scorer takes (prompt, reply) and returns True/False or a number in [0, 1].
 Scorer = Callable[[str, str], "bool | float"]
@@ -151,8 +151,8 @@ def _prompt_text(prompt: Prompt) -> str:
 def _chat_fn(
     target: Any, provider: Any, chat_args: dict[str, Any]
 ) -> tuple[Callable[[list[dict[str, Any]]], str], str]:
-    from finetune_hub.job import TuningJob
-    from finetune_hub.tuned import TunedModel
+    from finetune_hub.jobs.model import TunedModel
+    from finetune_hub.jobs.tuning_job import TuningJob
 
     if isinstance(target, TuningJob):
         target = target.result or target.wait(progress=False)

@@ -1,0 +1,55 @@
+"""Reading command-line values: `key=value` hyperparameters, sizes, counts.
+
+>>> parse_hp("epochs=3")
+('epochs', 3)
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+
+    pass
+
+class UsageError(Exception):
+    """A command-line argument that argparse accepted but the command cannot use."""
+
+
+def parse_value(text: str) -> Any:
+    """A hyperparameter value from the command line: int, then float, then bool, else the string."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    return text
+
+
+def parse_hp(text: str) -> tuple[str, Any]:
+    """`key=value` -> (key, parsed value); an argparse `type`."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key.strip(), parse_value(value.strip())
+
+
+def parse_size(text: str) -> float | int:
+    """`--validation-size`: a fraction (0.1) or a record count (200)."""
+    value = parse_value(text)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise argparse.ArgumentTypeError(f"expected a fraction or a count, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse `type` for counts that must be at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+

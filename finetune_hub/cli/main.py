@@ -1,0 +1,236 @@
+"""The `finetune-hub` command: validate, convert and split training data, and show the rules.
+
+    finetune-hub validate train.jsonl --provider openai --model gpt-4.1-mini --hp epochs=3
+    finetune-hub convert chat.jsonl gemini.jsonl --to gemini
+    finetune-hub split all.jsonl train.jsonl valid.jsonl --provider bedrock --model amazon.titan-text-lite-v1
+    finetune-hub rules --provider bedrock --model amazon.titan-text-lite-v1
+
+Exit codes: 0 success, 1 the data breaks the backend's rules, 2 usage error or a file/provider
+that cannot be used. Output is coloured in a terminal and plain text when piped or NO_COLOR is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from finetune_hub.cli.args import UsageError, parse_hp, parse_size, parse_value, positive_int
+from finetune_hub.cli.render import (
+    line,
+    make_console,
+    new_table,
+    print_models,
+    print_report,
+    print_rules,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    from finetune_hub import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="finetune-hub",
+        description="Check fine-tuning data against a backend's rules; convert and split it.",
+        epilog="Exit codes: 0 ok, 1 the data breaks the rules, 2 usage or file error.",
+    )
+    parser.add_argument("--version", action="version", version=f"finetune-hub {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check a training file against a backend's rules")
+    p.add_argument("file", help="training file (.jsonl or .jsonl.gz)")
+    _add_target(p, required=True)
+    p.add_argument("--validation-file", metavar="FILE", help="validation file to check too")
+    hp_help = "hyperparameter in finetune_hub's names, repeatable (epochs=3)"
+    p.add_argument("--hp", action="append", type=parse_hp, default=[], metavar="K=V", help=hp_help)
+    p.add_argument("--format", help="data format (default: detected), see `formats`")
+    p.add_argument("--suffix", help="fine-tuned model name suffix to check")
+    p.add_argument("--tokenizer", metavar="SPEC", help="o200k_base, chars:4:1, hf:PATH, ...")
+    p.add_argument(
+        "--workers", type=positive_int, default=1, metavar="N", help="processes for big files"
+    )
+    p.add_argument(
+        "--max-issues", type=positive_int, default=20, metavar="N", help="issues listed per code"
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(handler=cmd_validate)
+
+    p = sub.add_parser("convert", help="convert a file to another record format")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("--to", required=True, metavar="FORMAT", help="target format, see `formats`")
+    p.add_argument("--from", dest="source_format", metavar="FORMAT", help="default: detected")
+    p.add_argument("--system-prompt", metavar="TEXT", help="system prompt for every record")
+    p.add_argument("--template", metavar="TEXT", help="prompt template for instruction data")
+    p.add_argument("--max-chars", type=positive_int, metavar="N", help="skip longer records")
+    p.add_argument("--max-tokens", type=positive_int, metavar="N", help="skip longer records")
+    p.add_argument("--tokenizer", metavar="SPEC", help="token counter for --max-tokens")
+    p.set_defaults(handler=cmd_convert)
+
+    p = sub.add_parser("split", help="split a file into training and validation files")
+    for name in ("src", "train", "valid"):
+        p.add_argument(name)
+    size_help = "fraction (0.1) or record count (200)"
+    p.add_argument(
+        "--validation-size", type=parse_size, default=0.1, metavar="SIZE", help=size_help
+    )
+    p.add_argument("--seed", type=int, default=0)
+    _add_target(p, required=False)
+    p.set_defaults(handler=cmd_split)
+
+    p = sub.add_parser("rules", help="list a provider's models or show one model's rules")
+    p.add_argument("--provider", required=True, metavar="P")
+    p.add_argument("--model", metavar="M", help="show this model's resolved rules")
+    p.add_argument("--method", default="sft", help="training method (default: sft)")
+    p.set_defaults(handler=cmd_rules)
+
+    sub.add_parser("formats", help="list the data formats").set_defaults(handler=cmd_formats)
+
+    from finetune_hub.cli.jobs import add_job_commands
+
+    add_job_commands(sub)
+    return parser
+
+
+def _add_target(p: argparse.ArgumentParser, *, required: bool) -> None:
+    providers = "openai, azure-openai, azure-foundry, bedrock, vertex or local"
+    p.add_argument("--provider", required=required, metavar="P", help=providers)
+    p.add_argument("--model", required=required, metavar="M", help="base model id or alias")
+    p.add_argument("--method", default="sft", help="training method (default: sft)")
+
+
+# -- commands -----------------------------------------------------------------------------------
+def cmd_validate(args: argparse.Namespace, console: Console) -> int:
+    """Validate a training file; exit 1 when the report has errors."""
+    from finetune_hub.checks.validation import validate
+
+    report = validate(
+        args.file,
+        args.provider,
+        args.model,
+        args.method,
+        validation_file=args.validation_file,
+        hyperparameters=dict(args.hp) or None,
+        format=_data_format(args.format),
+        suffix=args.suffix,
+        tokenizer=args.tokenizer,
+        max_issues_per_code=args.max_issues,
+        workers=args.workers,
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print_report(report, console)
+    return EXIT_OK if report.ok else EXIT_INVALID
+
+
+def cmd_convert(args: argparse.Namespace, console: Console) -> int:
+    """Convert SRC to another format and print what was converted and skipped."""
+    from finetune_hub.data.convert import convert
+
+    if args.max_tokens and not args.tokenizer:
+        raise UsageError("--max-tokens needs --tokenizer SPEC (e.g. o200k_base or chars:4:1)")
+    tokenizer = None
+    if args.tokenizer:
+        from finetune_hub.data.tokens import get_counter
+
+        tokenizer = get_counter(args.tokenizer)
+    summary = convert(
+        args.src,
+        args.dst,
+        args.to,
+        source_format=args.source_format,
+        system_prompt=args.system_prompt,
+        template=args.template,
+        max_tokens=args.max_tokens,
+        max_chars=args.max_chars,
+        tokenizer=tokenizer,
+    )
+    line(console, str(summary))
+    return EXIT_OK
+
+
+def cmd_split(args: argparse.Namespace, console: Console) -> int:
+    """Split SRC into training and validation files, capped by the backend's rules when given."""
+    from finetune_hub.checks.splitting import split
+
+    if (args.provider is None) != (args.model is None):
+        raise UsageError("--provider and --model go together")
+    summary = split(
+        args.src,
+        args.train,
+        args.valid,
+        validation_size=args.validation_size,
+        seed=args.seed,
+        provider=args.provider,
+        base_model=args.model,
+        method=args.method,
+    )
+    line(console, str(summary))
+    return EXIT_OK
+
+
+def cmd_rules(args: argparse.Namespace, console: Console) -> int:
+    """List a provider's models, or show one model's rules (exit 1 when a notice is an error)."""
+    from finetune_hub.rules import default_catalog, resolve
+
+    if args.model is None:
+        print_models(args.provider, default_catalog().models(args.provider), console)
+        return EXIT_OK
+    rules, notes = resolve(args.provider, args.model, args.method)
+    print_rules(rules, notes, console)
+    return EXIT_INVALID if any(n.is_error for n in notes) else EXIT_OK
+
+
+def cmd_formats(args: argparse.Namespace, console: Console) -> int:
+    """List the data formats finetune_hub reads and writes."""
+    from finetune_hub.data.formats import DataFormat
+
+    table = new_table("format", "description")
+    for fmt in DataFormat:
+        table.add_row(fmt.value, fmt.label)
+    console.print(table)
+    return EXIT_OK
+
+
+# -- display ------------------------------------------------------------------------------------
+def _data_format(value: str | None) -> Any:
+    if value is None:
+        return None
+    from finetune_hub.data.formats import DataFormat
+
+    try:
+        return DataFormat(value)
+    except ValueError:
+        known = ", ".join(f.value for f in DataFormat)
+        raise UsageError(f"unknown format {value!r}; known formats: {known}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (the console script exits with it)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    from finetune_hub.errors import FinetuneHubError
+
+    handler: Callable[[argparse.Namespace, Console], int] = args.handler
+    try:
+        return handler(args, make_console())
+    except (FinetuneHubError, UsageError, OSError, ValueError) as exc:
+        print(f"finetune-hub {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["main", "parse_hp", "parse_value", "UsageError"]

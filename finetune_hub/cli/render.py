@@ -1,0 +1,190 @@
+"""How the command line shows things: reports, rules and model tables, the console itself."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from finetune_hub.checks.report import FileStats, ValidationReport
+    from finetune_hub.issues import Issue
+    from finetune_hub.rules.schema import ResolvedRules
+
+#: Line width when stdout is not a terminal and COLUMNS is unset (rich would use 80).
+PIPED_WIDTH = 120
+
+#: Rule fields `rules --model` shows on their own lines rather than in the limits table.
+SHOWN_APART = frozenset(
+    {"formats", "tokenizer", "message_overhead", "reply_overhead", "roles", "hyperparameters"}
+)
+
+
+
+
+def line(console: Console, text: str, style: str = "") -> None:
+    """One unwrapped line (long lines stay whole when piped)."""
+    console.print(text, style=style, soft_wrap=True)
+
+
+def print_report(report: ValidationReport, console: Console) -> None:
+    """Header, file and token statistics, then one table row per issue."""
+    line(console, report.summary(), "bold green" if report.ok else "bold red")
+    stats = report.stats
+    for title, fs in (("training", stats.training), ("validation", stats.validation)):
+        if fs is not None:
+            _print_file_stats(title, fs, console)
+    if stats.estimated_trained_tokens is not None:
+        how = f"{stats.epochs} epochs, {stats.epochs_source}"
+        line(console, f"  estimated trained tokens: {stats.estimated_trained_tokens:,} ({how})")
+    issues = report.errors + report.warnings
+    if issues:
+        console.print(_issue_table(issues, stats.training.path))
+    for code, n in sorted(report.suppressed.items()):
+        style = "red" if report._severity_of(code) == "error" else "yellow"
+        line(console, f"... and {n:,} more {code}", style)
+
+
+def _print_file_stats(title: str, fs: FileStats, console: Console) -> None:
+    from finetune_hub.checks.report import _file_line, _token_line
+
+    line(console, f"  {title}: {_file_line(fs)}")
+    if fs.tokens is not None:
+        line(console, f"    tokens: {_token_line(fs.tokens)}", "dim")
+
+
+def _issue_table(issues: list[Issue], training_path: str) -> Any:
+    from rich.text import Text
+
+    table = new_table("line", "code", "field", "message")
+    table.columns[0].justify = "right"
+    table.columns[0].no_wrap = table.columns[1].no_wrap = True
+    for issue in sorted(issues, key=lambda i: (i.file or "", i.line or 0, not i.is_error)):
+        code = Text(issue.code, style="red" if issue.is_error else "yellow")
+        table.add_row(_where(issue, training_path), code, issue.field or "", issue.message)
+    return table
+
+
+def _where(issue: Issue, training_path: str) -> str:
+    """The line number, prefixed with the file name for issues outside the training file."""
+    line = str(issue.line or "")
+    if issue.file and issue.file != training_path:
+        name = os.path.basename(issue.file)
+        return f"{name}:{line}" if line else name
+    return line
+
+
+def print_models(provider: str, models: list[dict[str, Any]], console: Console) -> None:
+    """One row per model the provider's rules list."""
+    if not models:
+        line(console, f"{provider}: no models listed; its generic rules apply to any model")
+        return
+    table = new_table("id", "aliases", "status", "methods", "shutdown", title=f"{provider} models")
+    for m in models:
+        status = m.get("status", "active")
+        aliases, methods = ", ".join(m.get("aliases", [])), ", ".join(m.get("methods", {}))
+        shutdown = str(m.get("shutdown_on") or "")
+        style = "" if status == "active" else "yellow"
+        table.add_row(m["id"], aliases, status, methods, shutdown, style=style)
+    console.print(table)
+
+
+def print_rules(rules: ResolvedRules, notes: list[Issue], console: Console) -> None:
+    """Limits with their sources, formats, tokenizer, roles, hyperparameters and notices."""
+    name = rules.model_id or f"{rules.requested_model} (not listed: generic rules)"
+    if rules.model_id and rules.requested_model != rules.model_id:
+        name += f" (requested as {rules.requested_model})"
+    head = f"{rules.provider_display_name} {name} ({rules.method}), status: {rules.model_status}"
+    line(console, head, "bold")
+    limits = new_table("rule", "value", "source", title="limits")
+    for field in _limit_fields(rules):
+        style = "" if rules.confirmed(field) else "yellow"
+        value = _format_rule(field, getattr(rules, field))
+        limits.add_row(field, value, rules.cite(field), style=style)
+    console.print(limits)
+    formats = ", ".join(f"{f.value} ({f.label})" for f in rules.formats) or "none"
+    line(console, f"formats: {formats}")
+    line(console, f"tokenizer: {_tokenizer_text(rules)}")
+    line(console, f"roles: {_roles_text(rules)}")
+    if rules.hyperparameters:
+        hp = new_table("name", "provider name", "range", "default", "source", title="hyperparameters")
+        for s in rules.hyperparameters.values():
+            default = "" if s.default is None else str(s.default)
+            style = "" if s.provenance.confirmed else "yellow"
+            row = (s.name, s.provider_name, s.range_text(), default, s.provenance.cite())
+            hp.add_row(*row, style=style)
+        console.print(hp)
+    for note in notes:
+        text = f"{note.severity.value}: {note.message} [{note.code}]"
+        line(console, text, "red" if note.is_error else "yellow")
+
+
+def _limit_fields(rules: ResolvedRules) -> list[str]:
+    """Rule fields the rules data sets, or whose value differs from finetune_hub's default."""
+    from finetune_hub.rules.schema import BLOCK_FIELDS
+
+    shown = []
+    for field, info in type(rules).model_fields.items():
+        value = getattr(rules, field)
+        if field not in BLOCK_FIELDS or field in SHOWN_APART or value in (None, [], {}):
+            continue
+        if field in rules.provenance or value != info.get_default(call_default_factory=True):
+            shown.append(field)
+    return shown
+
+
+def new_table(*headers: str, title: str | None = None) -> Any:
+    """A plain-looking table; long cells wrap rather than being cut."""
+    from rich import box
+    from rich.table import Table
+
+    style = {"header_style": "bold", "title_style": "bold", "title_justify": "left"}
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title=title, **style)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
+
+
+def _format_rule(field: str, value: Any) -> str:
+    if field == "batch_token_limits":
+        return "; ".join(
+            f"batch {r.min_batch}-{r.max_batch}: {r.max_tokens:,} tokens" for r in value
+        )
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
+def _tokenizer_text(rules: ResolvedRules) -> str:
+    counts = ((rules.message_overhead, "message"), (rules.reply_overhead, "example"))
+    extra = "".join(f", +{n} per {what}" for n, what in counts if n)
+    return f"{rules.tokenizer}{extra} ({rules.cite('tokenizer')})"
+
+
+def _roles_text(rules: ResolvedRules) -> str:
+    r = rules.roles
+    lists = (("allowed", r.allowed), ("first", r.first), ("last", r.last))
+    flags = (("user/assistant alternate", r.alternate), ("system only first", r.system_only_first))
+    parts = [f"{name} {', '.join(roles) or 'any'}" for name, roles in lists]
+    return "; ".join(parts + [text for text, on in flags if on])
+
+
+# -- entry point --------------------------------------------------------------------------------
+def make_console() -> Console:
+    """A rich console: colours in a terminal, plain text when piped or when NO_COLOR is set."""
+    from rich.console import Console
+
+    plain = bool(os.environ.get("NO_COLOR"))
+    width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH
+    color = None if plain else "auto"
+    return Console(highlight=False, markup=False, emoji=False, color_system=color, width=width)
+
+
