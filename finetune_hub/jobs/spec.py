@@ -9,11 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from finetune_hub.errors import FinetuneHubError
-
-
-class JobSpecError(FinetuneHubError):
-    """A job file or job description is malformed (names the file and the field)."""
+from finetune_hub.errors import JobSpecError
 
 
 class JobSpec(BaseModel):

@@ -21,11 +21,11 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from finetune_hub.errors import RulesError, UnknownProviderError
+from finetune_hub import registry
+from finetune_hub.errors import RulesError
 from finetune_hub.issues import Issue, Severity
 from finetune_hub.rules.schema import BLOCK_FIELDS, HyperparameterSpec, Provenance, ResolvedRules
 
-PROVIDERS = ("openai", "azure-openai", "azure-foundry", "bedrock", "vertex", "local")
 _META = {"extends", "source", "as_of", "unconfirmed"}
 _USER = Provenance(source="user override", as_of=dt.date.today())
 
@@ -45,10 +45,7 @@ class Catalog:
     # -- loading ----------------------------------------------------------------------------
     def provider_data(self, provider: str) -> dict[str, Any]:
         if provider not in self._data:
-            if provider not in PROVIDERS:
-                known = ", ".join(PROVIDERS)
-                raise UnknownProviderError(f"unknown provider {provider!r}; known providers: {known}")
-            self._data[provider] = _read_packaged(provider)
+            self._data[provider] = _read_rules(registry.entry(provider))
         return self._data[provider]
 
     def load(self, path: str | Path) -> None:
@@ -263,20 +260,26 @@ def load(path: str | Path) -> None:
 
 
 def providers() -> tuple[str, ...]:
-    return PROVIDERS
+    """The providers the registry knows (each has a rules file)."""
+    return tuple(registry.names())
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _read_packaged(provider: str) -> dict[str, Any]:
-    name = provider.replace("-", "_") + ".toml"
+def _read_rules(entry: registry.ProviderEntry) -> dict[str, Any]:
+    """A provider's rules: the packaged file named by its registry entry, or a plugin's path."""
+    packaged = "/" not in entry.rules and "\\" not in entry.rules
+    where = f"finetune_hub/rules/{entry.rules}" if packaged else entry.rules
     try:
-        text = resources.files("finetune_hub.rules").joinpath(name).read_text(encoding="utf-8")
+        if packaged:
+            text = resources.files("finetune_hub.rules").joinpath(entry.rules).read_text(encoding="utf-8")
+        else:
+            text = Path(entry.rules).read_text(encoding="utf-8")
     except FileNotFoundError:
-        return {"provider": {"name": provider, "display_name": provider}}
+        return {"provider": {"name": entry.name, "display_name": entry.display_name}}
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise RulesError(f"finetune_hub/rules/{name}: {exc}") from None
+        raise RulesError(f"{where}: {exc}") from None
 
 
 def _provenance(table: dict[str, Any], key: str | None) -> Provenance:

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from finetune_hub.errors import FinetuneHubError
+from finetune_hub.errors import DeploymentNotFound, JobExists, JobNotFound
 from finetune_hub.status import JobEvent, JobStatus
 from finetune_hub.store.records import (
     DeploymentRecord,
@@ -67,34 +67,9 @@ def default_home() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".finetune_hub"
 
 
-# --- errors -----------------------------------------------------------------------------------
 
 
-class JobNotFound(FinetuneHubError):
-    """No job with this id in the store; the message says how to list the ones there are."""
 
-    def __init__(self, job_id: str, path: Path | None = None) -> None:
-        self.job_id = job_id
-        where = f"the job store at {path}" if path else "the job store"
-        super().__init__(
-            f"No job {job_id!r} in {where}. Run `finetune-hub jobs` (or `fh.JobStore().list()`) "
-            f"to see the jobs it holds; jobs recorded under another home need ${HOME_ENV}."
-        )
-
-
-class DeploymentNotFound(FinetuneHubError):
-    """No deployment with this id in the store."""
-
-    def __init__(self, deployment_id: str, path: Path | None = None) -> None:
-        self.deployment_id = deployment_id
-        super().__init__(
-            f"No deployment {deployment_id!r} in the job store at {path}. "
-            "`fh.JobStore().list_deployments(active_only=False)` lists them."
-        )
-
-
-class JobExists(FinetuneHubError):
-    """A job with this id is already in the store (ids are never reused)."""
 
 
 _JOB_FIELDS = frozenset(JobRecord.model_fields)

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from finetune_hub.errors import FinetuneHubError
+from finetune_hub.errors import SecretRefusedError
 
 #: Key names (normalised to snake_case) that hold secrets; `openai_api_key` matches `api_key`.
 SECRET_KEYS = frozenset(
@@ -27,9 +27,6 @@ SECRET_QUERY_KEYS = SECRET_KEYS | {"sig", "signature"}
 #: What a `credentials` value may say: where the credential comes from.
 CREDENTIAL_SOURCES = ("env:", "profile:", "file:", "default-chain", "azure-identity:", "explicit")
 
-
-class SecretRefusedError(FinetuneHubError, ValueError):
-    """A value bound for the store looks like a secret. Names the key, never echoes the value."""
 
 
 

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from finetune_hub.errors import FinetuneHubError
+from finetune_hub.errors import FinetuneHubError, ModelNotFoundError
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 CACHE_ENV = "FINETUNE_HUB_CACHE"
@@ -36,9 +36,6 @@ CHATML_TEMPLATE = (
     " + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 
-
-class ModelNotFoundError(FinetuneHubError):
-    """The base model is neither the embedded default nor a local Hugging Face folder."""
 
 
 def offline() -> None:
