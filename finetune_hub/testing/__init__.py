@@ -9,8 +9,9 @@ They speak the real HTTP protocol on 127.0.0.1, so the real SDK runs its real co
         client = openai.OpenAI(base_url=server.openai_base_url, api_key="sk-test")
         ...
 
-With pytest, the fixtures `fake_openai`, `fake_azure_openai` and `fake_bedrock` (plugin
-`finetune_hub.testing.pytest_plugin`) do this for you. Importing this package imports no SDK.
+With pytest, the fixtures `fake_openai`, `fake_azure_openai`, `fake_azure_foundry` and
+`fake_bedrock` (plugin `finetune_hub.testing.pytest_plugin`) do this for you. Importing this
+package imports no SDK.
 """
 
 from __future__ import annotations
@@ -19,11 +20,20 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .azure_foundry_fake import FakeAzureCredential, FakeAzureFoundry
     from .bedrock_fake import FakeBedrock
     from .fake_clock import FakeClock
     from .openai_fake import FakeAzureOpenAI, FakeOpenAI, FakeOpenAIServer
 
-__all__ = ["FakeAzureOpenAI", "FakeBedrock", "FakeClock", "FakeOpenAI", "FakeOpenAIServer"]
+__all__ = [
+    "FakeAzureCredential",
+    "FakeAzureFoundry",
+    "FakeAzureOpenAI",
+    "FakeBedrock",
+    "FakeClock",
+    "FakeOpenAI",
+    "FakeOpenAIServer",
+]
 
 _EXPORTS = {
     "FakeClock": "fake_clock",
@@ -31,6 +41,8 @@ _EXPORTS = {
     "FakeAzureOpenAI": "openai_fake",
     "FakeOpenAIServer": "openai_fake",
     "FakeBedrock": "bedrock_fake",
+    "FakeAzureFoundry": "azure_foundry_fake",
+    "FakeAzureCredential": "azure_foundry_fake",
 }
 
 

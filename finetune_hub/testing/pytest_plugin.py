@@ -79,3 +79,27 @@ def fake_bedrock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         fake.reset()
         fake.create_bucket()
         yield fake
+
+
+# --- Azure AI Foundry (azure-ai-ml) ----------------------------------------------------------
+
+
+@pytest.fixture
+def fake_azure_foundry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A `FakeAzureFoundry` (project workspace, catalog-model fine-tuning, serverless endpoints)
+    reached through an in-process azure-core transport (needs azure-core and requests; the
+    real SDK, azure-ai-ml, is what tests drive against it: pip install "finetune-hub[azure]").
+
+    `.options` is ready for a job (subscription_id, resource_group, workspace, credential,
+    transport); `.ml_client()` is an `MLClient` on the fake. azure-storage-blob clients that
+    azure-ai-ml builds for local-file uploads are routed to the fake too, so nothing reaches
+    the network. `AZUREML_CURRENT_CLOUD`, which MLClient writes into the environment, is
+    restored afterwards.
+    """
+    pytest.importorskip("azure.core")
+    from .azure_foundry_fake import FakeAzureFoundry
+
+    monkeypatch.setenv("AZUREML_CURRENT_CLOUD", "AzureCloud")
+    fake = FakeAzureFoundry()
+    with fake.route_storage_clients():
+        yield fake
