@@ -45,8 +45,20 @@ _LAZY = {
     "MetricPoint": "finetune_hub.status:MetricPoint",
     "Checkpoint": "finetune_hub.status:Checkpoint",
     "TunedModel": "finetune_hub.jobs.model:TunedModel",
-    "Deployment": "finetune_hub.jobs.model:Deployment",
-    "ProviderError": "finetune_hub.providers.base:ProviderError",
+    "Deployment": "finetune_hub.jobs.deployment:Deployment",
+    "ProviderError": "finetune_hub.errors:ProviderError",
+    "UnsupportedOperation": "finetune_hub.errors:UnsupportedOperation",
+    "MissingDependencyError": "finetune_hub.errors:MissingDependencyError",
+    "OptionsError": "finetune_hub.errors:OptionsError",
+    "JobSpecError": "finetune_hub.errors:JobSpecError",
+    "ModelNotFoundError": "finetune_hub.errors:ModelNotFoundError",
+    "SecretRefusedError": "finetune_hub.errors:SecretRefusedError",
+    "JobNotFound": "finetune_hub.errors:JobNotFound",
+    "DeploymentNotFound": "finetune_hub.errors:DeploymentNotFound",
+    "JobExists": "finetune_hub.errors:JobExists",
+    "DeploymentStatus": "finetune_hub.status:DeploymentStatus",
+    "DeploymentCost": "finetune_hub.providers.base:DeploymentCost",
+    "registry": "finetune_hub.registry",
     "JobFailed": "finetune_hub.errors:JobFailed",
     "WaitTimeout": "finetune_hub.errors:WaitTimeout",
     "CostConfirmationRequired": "finetune_hub.errors:CostConfirmationRequired",
@@ -77,7 +89,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from finetune_hub import rules
+    from finetune_hub import registry, rules
     from finetune_hub.checks.hyperparams import check_hyperparameters
     from finetune_hub.checks.report import FileStats, TokenStats, ValidationReport, ValidationStats
     from finetune_hub.checks.splitting import split
@@ -91,18 +103,29 @@ if TYPE_CHECKING:  # pragma: no cover
         ConversionError,
         CostConfirmationRequired,
         DataFileError,
+        DeploymentNotFound,
         FinetuneHubError,
+        JobExists,
         JobFailed,
+        JobNotFound,
+        JobSpecError,
+        MissingDependencyError,
+        ModelNotFoundError,
+        OptionsError,
+        ProviderError,
         RulesError,
+        SecretRefusedError,
         UnknownProviderError,
+        UnsupportedOperation,
         ValidationError,
         WaitTimeout,
     )
     from finetune_hub.issues import Issue, Severity
+    from finetune_hub.jobs.deployment import Deployment
     from finetune_hub.jobs.evaluation import evaluate
-    from finetune_hub.jobs.model import Deployment, TunedModel
+    from finetune_hub.jobs.model import TunedModel
     from finetune_hub.jobs.spec import JobSpec
     from finetune_hub.jobs.tuning_job import TuningJob, wait_all
-    from finetune_hub.providers.base import ProviderError
-    from finetune_hub.status import Checkpoint, JobEvent, JobStatus, MetricPoint
+    from finetune_hub.providers.base import DeploymentCost
+    from finetune_hub.status import Checkpoint, DeploymentStatus, JobEvent, JobStatus, MetricPoint
     from finetune_hub.store import JobStore

@@ -1,4 +1,5 @@
-"""The job vocabulary shared by every provider: `JobStatus`, `JobEvent`, `MetricPoint`, `StateMap`."""
+"""The vocabulary shared by every provider: `JobStatus`, `DeploymentStatus`, `StateMap`, `JobEvent`,
+`MetricPoint`, `Checkpoint`."""
 
 from __future__ import annotations
 
@@ -39,8 +40,35 @@ class JobStatus(StrEnum):
 TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
+class DeploymentStatus(StrEnum):
+    """A deployment's state, normalised across serving modes (the raw state is kept beside it).
+
+    >>> DeploymentStatus.CREATING.is_settled, DeploymentStatus.READY.is_settled
+    (False, True)
+    """
+
+    CREATING = "creating"
+    UPDATING = "updating"
+    READY = "ready"
+    FAILED = "failed"
+    DELETING = "deleting"
+    DELETED = "deleted"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_settled(self) -> bool:
+        """True once waiting for the deployment to become ready makes no sense any more."""
+        return self in (DeploymentStatus.READY, DeploymentStatus.FAILED, DeploymentStatus.DELETED)
+
+    @property
+    def is_billing(self) -> bool:
+        """True while the deployment may bill (everything but deleted and failed)."""
+        return self not in (DeploymentStatus.DELETED, DeploymentStatus.FAILED)
+
+
 class StateMap:
-    """One provider's explicit table from raw states to `JobStatus`.
+    """One provider's (or serving mode's) explicit table from raw states to `JobStatus` or
+    `DeploymentStatus`.
 
     An unknown raw state maps to `UNKNOWN` (or `unknown_as`) and is logged once, never raised.
 
@@ -49,18 +77,21 @@ class StateMap:
     (<JobStatus.QUEUED: 'queued'>, <JobStatus.UNKNOWN: 'unknown'>)
     """
 
-    def __init__(self, provider: str, table: Mapping[str, JobStatus], unknown_as: JobStatus = JobStatus.UNKNOWN) -> None:
+    def __init__(self, provider: str, table: Mapping[str, Any], unknown_as: Any = None) -> None:
         self.provider = provider
         self.table = dict(table)
+        if unknown_as is None:
+            first = next(iter(self.table.values()), JobStatus.UNKNOWN)
+            unknown_as = type(first).UNKNOWN
         self.unknown_as = unknown_as
         self._warned: set[str] = set()
 
-    def __call__(self, raw: str | None) -> JobStatus:
+    def __call__(self, raw: str | None) -> Any:
         if raw in self.table:
             return self.table[raw]
         if raw not in self._warned:
             self._warned.add(str(raw))
-            log.warning("%s reported an unknown job state %r; treating it as %s", self.provider, raw, self.unknown_as.value)
+            log.warning("%s reported an unknown state %r; treating it as %s", self.provider, raw, self.unknown_as.value)
         return self.unknown_as
 
 

@@ -271,7 +271,8 @@ def test_azure_openai_lifecycle_with_deployment(fake_azure_openai, store, monkey
         model.deploy()
     assert fake_azure_openai.count("PUT", ".*") == 0
     deployment = model.deploy(confirm_cost=True)
-    assert deployment.wait_ready(poll_interval=0.01) == "Succeeded"
+    assert deployment.wait_ready(poll_interval=0.01) is fh.DeploymentStatus.READY
+    assert deployment.info.raw_status == "Succeeded" and deployment.kind == "azure-deployment"
     assert deployment.chat([{"role": "user", "content": "一週間は?"}]) == "Echo: 一週間は?"
     deployment.delete()
     deployment.delete()  # idempotent
@@ -337,7 +338,7 @@ def test_openai_models_need_no_deployment_and_say_so_before_any_cost_talk(fake_o
     job = make_job(store)
     job.submit()
     model = job.wait(poll_interval=0.01, progress=False)
-    with pytest.raises(fh.ProviderError, match="deploy.*not supported by OpenAI"):
+    with pytest.raises(fh.UnsupportedOperation, match=r"OpenAI needs no deployment.*model\.chat"):
         model.deploy()
 
 

@@ -1,4 +1,4 @@
-"""The provider registry, ProviderError and the shared retry policy."""
+"""The provider registry, options, ProviderError and the shared retry policy."""
 
 from __future__ import annotations
 
@@ -8,42 +8,71 @@ from pathlib import Path
 import pytest
 
 import finetune_hub as fh
+from finetune_hub import registry
 from finetune_hub.providers import base
-from finetune_hub.providers.base import ProviderError, call_with_retries, provider_class
+from finetune_hub.providers.base import ProviderError, backend_class, call_with_retries
 
 SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
 
 
-def test_unknown_provider_lists_the_known_ones():
-    with pytest.raises(fh.UnknownProviderError, match="available: .*azure-openai.*openai"):
-        provider_class("no-such-cloud")
+def test_unknown_provider_lists_the_known_ones_and_the_closest():
+    with pytest.raises(fh.UnknownProviderError, match="did you mean 'openai'.*azure-openai"):
+        backend_class("openia")
 
 
 def test_a_missing_sdk_names_the_pip_command(monkeypatch):
-    monkeypatch.setitem(base.REGISTRY, "ghost", ("finetune_hub_no_such_module:Ghost", "ghost"))
-    with pytest.raises(base.MissingDependencyError, match=r'pip install "finetune-hub\[ghost\]"'):
-        provider_class("ghost")
+    ghost = registry.ProviderEntry(
+        "ghost", "Ghost", extra="ghost", rules="ghost.toml", backend="finetune_hub_no_such_module:G"
+    )
+    monkeypatch.setitem(registry._extra_entries, "ghost", ghost)
+    with pytest.raises(fh.MissingDependencyError, match=r'pip install "finetune-hub\[ghost\]"'):
+        backend_class("ghost")
 
 
-def test_third_party_providers_register_through_entry_points(monkeypatch):
-    class Custom(base.Provider):
-        name = "custom"
-        display_name = "Custom"
+def test_third_party_providers_register_through_entry_points(monkeypatch, tmp_path):
+    rules = tmp_path / "custom.toml"
+    rules.write_text('[provider]\nname = "custom"\ndisplay_name = "Custom"\n', encoding="utf-8")
+    entry = registry.ProviderEntry(
+        "custom", "Custom", extra="custom", rules=str(rules), backend="tests.test_providers_base:G"
+    )
 
     class EntryPoint:
         name = "custom"
 
         def load(self):
-            return Custom
+            return entry
 
-    monkeypatch.setattr(base, "entry_points", lambda group: [EntryPoint()] if group == base.ENTRY_POINT_GROUP else [])
-    assert provider_class("custom") is Custom
+    monkeypatch.setattr(
+        registry, "entry_points", lambda group: [EntryPoint()] if group == registry.ENTRY_POINT_GROUP else []
+    )
+    registry._plugins.cache_clear()
+    try:
+        assert "custom" in registry.names()
+        assert registry.entry("custom") is entry
+        assert "custom" in fh.rules.providers()  # the rules catalog reads the same list
+    finally:
+        registry._plugins.cache_clear()
+
+
+def test_a_validation_only_provider_validates_and_says_submit_is_not_there(tmp_path, monkeypatch):
+    entry = registry.ProviderEntry("later", "Later Cloud", extra="later", rules="openai.toml")
+    monkeypatch.setitem(registry._extra_entries, "later", entry)
+    job = fh.TuningJob(
+        provider="later",
+        base_model="gpt-4.1-mini",
+        training_file=SAMPLES / "chat_gozaru.jsonl",
+        store=fh.JobStore(tmp_path),
+    )
+    assert job.validate().ok
+    with pytest.raises(fh.UnsupportedOperation, match="Later Cloud jobs are not available"):
+        job.submit()
 
 
 def test_unsupported_operation_says_what_is_offered():
-    cls = provider_class("openai")
-    err = cls({"api_key": "k"})._unsupported("deploy")
-    assert "not supported by OpenAI" in str(err) and "chat" in str(err) and not err.retryable
+    backend = backend_class("openai").from_options({"api_key": "k"})
+    err = backend.unsupported("deploy")
+    assert isinstance(err, fh.FinetuneHubError)
+    assert "OpenAI does not support deploy" in str(err) and "chat" in str(err)
 
 
 def test_provider_error_carries_everything():

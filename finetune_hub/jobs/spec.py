@@ -40,6 +40,8 @@ class JobSpec(BaseModel):
     suffix: str | None = None
     format: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)  # provider-specific: region, role_arn, endpoint...
+    datasets: dict[str, str] = Field(default_factory=dict)  # named data sets beside the files (Vertex RLHF)
+    quotas: dict[str, Any] = Field(default_factory=dict)  # raised account quotas, e.g. max_training_records
 
     @classmethod
     def from_file(cls, path: str | Path) -> JobSpec:
@@ -56,6 +58,13 @@ class JobSpec(BaseModel):
             value = data.get(key)
             if isinstance(value, str) and not Path(value).is_absolute():
                 data[key] = str((path.parent / value).resolve())
+        if isinstance(data.get("datasets"), dict):
+            data["datasets"] = {
+                name: str((path.parent / value).resolve())
+                if isinstance(value, str) and not Path(value).is_absolute()
+                else value
+                for name, value in data["datasets"].items()
+            }
         try:
             return cls(**data)
         except PydanticValidationError as exc:

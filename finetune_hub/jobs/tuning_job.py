@@ -1,35 +1,52 @@
 """`TuningJob`: validate, upload, submit, follow, cancel and get the tuned model, on any backend.
 
-Written once for all providers: a provider only implements primitives (`providers/base.py`).
+Written once for all providers: a backend only implements primitives (`providers/base.py`).
 Every state change is recorded in the `JobStore`, so a job survives a notebook restart
 (`TuningJob.attach(job_id)`), and the intent to submit is recorded before the create call, so a
-retried or repeated `submit()` never makes a second (paid) job.
+retried or repeated `submit()` never makes a second (paid) job. Every call into a backend goes
+through one boundary (`_call`): retries for what may pass, and anything raised below it arrives
+as a `fh.ProviderError` (recorded on the job when it ends a submit).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import random
 import time
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from finetune_hub.backoff import Backoff, poll, poll_async
 from finetune_hub.checks.report import ValidationReport
-from finetune_hub.errors import FinetuneHubError, JobFailed, ValidationError, WaitTimeout
-from finetune_hub.issues import Severity
+from finetune_hub.errors import (
+    FinetuneHubError,
+    JobFailed,
+    OptionsError,
+    ProviderError,
+    UnsupportedOperation,
+    ValidationError,
+    WaitTimeout,
+)
+from finetune_hub.issues import Issue, Severity
 from finetune_hub.jobs.model import TunedModel
+from finetune_hub.jobs.prepare import prepare_job
+from finetune_hub.jobs.progress import Progress
 from finetune_hub.jobs.spec import JobSpec
 from finetune_hub.providers.base import (
     DataRef,
-    Provider,
+    PreparedJob,
     ProviderJob,
+    TuningBackend,
+    as_provider_error,
     call_with_retries,
-    make_provider,
+    make_backend,
 )
 from finetune_hub.status import Checkpoint, JobEvent, JobStatus, MetricPoint
 from finetune_hub.store import JobRecord, JobStore, new_job_id
+
+T = TypeVar("T")
 
 
 class TuningJob:
@@ -48,50 +65,61 @@ class TuningJob:
         training_file: str | Path | None = None,
         *,
         validation_file: str | Path | None = None,
+        datasets: dict[str, str | Path] | None = None,
         method: str = "sft",
         hyperparameters: dict[str, Any] | None = None,
         suffix: str | None = None,
         format: str | None = None,
         options: dict[str, Any] | None = None,
+        quotas: dict[str, Any] | None = None,
         spec: JobSpec | None = None,
         store: JobStore | None = None,
         job_id: str | None = None,
     ) -> None:
         if spec is None:
             if provider is None or base_model is None or training_file is None:
-                raise FinetuneHubError("TuningJob needs provider, base_model and training_file (or spec=)")
+                raise FinetuneHubError(
+                    "TuningJob needs provider, base_model and training_file (or spec=)"
+                )
             spec = JobSpec(
                 provider=provider,
                 base_model=base_model,
                 training_file=str(training_file),
                 validation_file=str(validation_file) if validation_file is not None else None,
+                datasets={k: str(v) for k, v in (datasets or {}).items()},
                 method=method,
                 hyperparameters=dict(hyperparameters or {}),
                 suffix=suffix,
                 format=format,
                 options=dict(options or {}),
+                quotas=dict(quotas or {}),
             )
         self.spec = spec
         self.store = store or JobStore()
         self.id = job_id or new_job_id()
-        self._provider: Provider | None = None
+        self._backend: TuningBackend | None = None
         self._report: ValidationReport | None = None
         self.sleep: Callable[[float], None] = time.sleep  # replaceable in tests
+        self.backoff = Backoff()
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
-    def from_file(cls, path: str | Path, *, store: JobStore | None = None, **overrides: Any) -> TuningJob:
+    def from_file(
+        cls, path: str | Path, *, store: JobStore | None = None, **overrides: Any
+    ) -> TuningJob:
         """A job from a YAML or TOML job file; keyword arguments override the file's fields."""
         spec = JobSpec.from_file(path)
-        for key in ("hyperparameters", "options"):  # mappings merge: a flag changes one key, not all
-            if key in overrides:
+        for key in ("hyperparameters", "options", "datasets", "quotas"):
+            if key in overrides:  # mappings merge: a flag changes one key, not all
                 overrides[key] = {**getattr(spec, key), **overrides[key]}
         if overrides:
             spec = spec.model_copy(update=overrides)
         return cls(spec=spec, store=store)
 
     @classmethod
-    def attach(cls, job_id: str, *, store: JobStore | None = None, options: dict[str, Any] | None = None) -> TuningJob:
+    def attach(
+        cls, job_id: str, *, store: JobStore | None = None, options: dict[str, Any] | None = None
+    ) -> TuningJob:
         """Re-attach to a job recorded in the store (after a restart, from another process).
 
         `options` adds what was not stored, such as an API key passed in code.
@@ -105,19 +133,27 @@ class TuningJob:
             base_model=rec.base_model,
             training_file=rec.training_file,
             validation_file=rec.validation_file,
+            datasets=rec.datasets,
             method=rec.method,
             hyperparameters=rec.hyperparameters,
             suffix=rec.suffix,
             options={**rec.options, **(options or {})},
+            quotas=rec.quotas,
         )
         return cls(spec=spec, store=store, job_id=job_id)
 
     # -- state ----------------------------------------------------------------------------------
     @property
-    def provider(self) -> Provider:
-        if self._provider is None:
-            self._provider = make_provider(self.spec.provider, self.spec.options)
-        return self._provider
+    def provider(self) -> str:
+        """The provider's name (`"openai"`, `"bedrock"`, ...)."""
+        return self.spec.provider
+
+    @property
+    def backend(self) -> TuningBackend:
+        """The provider's tuning backend, built on first use from `spec.options`."""
+        if self._backend is None:
+            self._backend = make_backend(self.spec.provider, self.spec.options)
+        return self._backend
 
     @property
     def record(self) -> JobRecord | None:
@@ -148,11 +184,30 @@ class TuningJob:
         return TunedModel(job=self, model_id=rec.fine_tuned_model)
 
     def __repr__(self) -> str:
-        return f"<TuningJob {self.id} {self.spec.provider} {self.spec.base_model} {self.status.value}>"
+        spec = self.spec
+        return f"<TuningJob {self.id} {spec.provider} {spec.base_model} {self.status.value}>"
+
+    # -- the provider boundary ------------------------------------------------------------------
+    def _call(self, operation: str, fn: Callable[[], T], *, retries: bool = True) -> T:
+        """One backend call: anything raised below becomes `ProviderError` (or stays one of ours),
+        and retryable failures are retried with backoff."""
+
+        def guarded() -> T:
+            try:
+                return fn()
+            except FinetuneHubError:
+                raise
+            except Exception as exc:
+                raise as_provider_error(exc, self.spec.provider, operation) from None
+
+        if not retries:
+            return guarded()
+        return call_with_retries(guarded, sleep=self.sleep)
 
     # -- validate and submit --------------------------------------------------------------------
     def validate(self) -> ValidationReport:
-        """Check the data, hyperparameters and model/method support; nothing leaves the machine."""
+        """Check the data, hyperparameters, options and model/method support; nothing leaves the
+        machine."""
         from finetune_hub.checks.validation import validate
 
         spec = self.spec
@@ -165,18 +220,35 @@ class TuningJob:
             hyperparameters=spec.hyperparameters,
             format=spec.format,
             suffix=spec.suffix,
+            quotas=spec.quotas or None,
         )
-        extra = self.provider.check(spec)
-        if extra:
-            report.errors.extend(i for i in extra if i.severity is Severity.ERROR)
-            report.warnings.extend(i for i in extra if i.severity is not Severity.ERROR)
+        for issue in self._provider_checks(report):
+            target = report.errors if issue.severity is Severity.ERROR else report.warnings
+            target.append(issue)
         self._report = report
         return report
+
+    def _provider_checks(self, report: ValidationReport) -> list[Issue]:
+        try:
+            backend = self.backend
+        except UnsupportedOperation:
+            return []  # validation-only provider: the data rules are all there is
+        except OptionsError as exc:
+            return [Issue(code="unknown_option", field="options", message=str(exc))]
+        if not report.ok:
+            return []
+        return self._call("check", lambda: backend.check(self.prepare()), retries=False)
+
+    def prepare(self) -> PreparedJob:
+        """The job as the backend receives it: rules resolved, hyperparameters in the
+        provider's names and types (built once; see `jobs/prepare.py`)."""
+        return prepare_job(self.spec, self.id)
 
     def submit(self) -> TuningJob:
         """Validate, upload and create the job. Refuses bad data (`fh.ValidationError` with the
         report) before anything is uploaded. Idempotent: calling it again, or after a crash, never
-        creates a second provider job.
+        creates a second provider job. A provider failure is recorded on the job (`error`,
+        `error_code`) and raised as `fh.ProviderError`.
         """
         rec = self.record
         if rec is not None and rec.provider_job_id:
@@ -184,7 +256,8 @@ class TuningJob:
         report = self.validate()
         if not report.ok:
             raise ValidationError(report)
-        provider = self.provider
+        backend = self.backend
+        prepared = self.prepare()
         if rec is None:
             rec = self.store.create(
                 JobRecord(
@@ -194,39 +267,56 @@ class TuningJob:
                     method=self.spec.method,
                     training_file=self.spec.training_file,
                     validation_file=self.spec.validation_file,
+                    datasets=self.spec.datasets,
                     hyperparameters=self.spec.hyperparameters,
                     suffix=self.spec.suffix,
-                    options=provider.stored_options(),
-                    credentials=provider.credentials_source(),
+                    quotas=self.spec.quotas,
+                    options=backend.connection.stored_options(),
+                    credentials=backend.connection.credentials_source(),
                     status=JobStatus.PENDING,
                 )
             )
-        refs = self._upload(rec)
-        created = call_with_retries(lambda: self._create_once(refs), sleep=self.sleep)
-        self.store.update(self.id, provider_job_id=created.id, submitted_at=_now())
+        try:
+            refs = self._upload(rec, prepared)
+            created = self._call("create", lambda: self._create_once(prepared, refs))
+        except ProviderError as exc:
+            self.store.update(self.id, error=exc.message, error_code=exc.code or exc.operation)
+            raise
+        self.store.update(
+            self.id, provider_job_id=created.id, submitted_at=_now(), error=None, error_code=None
+        )
         self._record_job(created)
         return self
 
-    def _upload(self, rec: JobRecord) -> dict[str, DataRef]:
+    def _upload(self, rec: JobRecord, prepared: PreparedJob) -> dict[str, DataRef]:
+        from finetune_hub.data.plain import plain_jsonl
+
         refs = {k: DataRef(**v) for k, v in (rec.data_refs or {}).items()}
-        for purpose, path in (("training", self.spec.training_file), ("validation", self.spec.validation_file)):
+        files = {"training": prepared.training_file, "validation": prepared.validation_file}
+        files.update(prepared.datasets)
+        for purpose, path in files.items():
             if path is None or purpose in refs:
                 continue
-            refs[purpose] = call_with_retries(lambda p=path, u=purpose: self.provider.upload(p, u), sleep=self.sleep)
+            with ExitStack() as stack:
+                plain = stack.enter_context(plain_jsonl(path))
+                ref = self._call(
+                    "upload", lambda p=plain, u=purpose: self.backend.upload(p, u, self.id)
+                )
+            refs[purpose] = ref.model_copy(update={"path": str(path)})
             self.store.update(self.id, data_refs={k: v.model_dump() for k, v in refs.items()})
         return refs
 
-    def _create_once(self, refs: dict[str, DataRef]) -> ProviderJob:
-        existing = self.provider.find(self.id)
+    def _create_once(self, prepared: PreparedJob, refs: dict[str, DataRef]) -> ProviderJob:
+        existing = self.backend.find(self.id)
         if existing is not None:
             return existing
-        return self.provider.create(self.spec, refs, self.id)
+        return self.backend.create(prepared, refs)
 
     # -- follow ---------------------------------------------------------------------------------
     def refresh(self) -> JobStatus:
         """Ask the provider for the job's state; record any change in the store."""
         pid = self._require_submitted()
-        job = call_with_retries(lambda: self.provider.get(pid), sleep=self.sleep)
+        job = self._call("get", lambda: self.backend.get(pid))
         self._record_job(job)
         return job.status
 
@@ -236,7 +326,8 @@ class TuningJob:
         if job.fine_tuned_model:
             fields["fine_tuned_model"] = job.fine_tuned_model
         if job.error:
-            fields["error"] = f"{job.error_code}: {job.error}" if job.error_code else job.error
+            fields["error"] = job.error
+            fields["error_code"] = job.error_code
         if fields:
             self.store.update(self.id, **fields)
 
@@ -253,19 +344,23 @@ class TuningJob:
         the wait. Polls back off (x1.5, with jitter) from `poll_interval` to `max_interval`.
         `timeout` raises `fh.WaitTimeout`; the job itself goes on.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        interval = poll_interval
-        with _Progress(self, enabled=progress) as bar:
-            while True:
+        backoff = Backoff(poll_interval, max_interval, self.backoff.factor, self.backoff.jitter)
+        with Progress(self, enabled=progress) as bar:
+
+            def fetch() -> JobStatus:
                 status = self.refresh()
                 bar.update(status, self._latest_event() if bar.active else None)
-                if status.is_terminal:
-                    return self._outcome()
-                pause = interval * random.uniform(0.8, 1.2)
-                if deadline is not None and time.monotonic() + pause > deadline:
-                    raise WaitTimeout(f"job {self.id} is still {status.value} after {timeout:g} s; call wait() again to keep following it")
-                self.sleep(pause)
-                interval = min(max_interval, interval * 1.5)
+                return status
+
+            poll(
+                fetch,
+                lambda s: s.is_terminal,
+                backoff=backoff,
+                timeout=timeout,
+                sleep=self.sleep,
+                on_timeout=self._timeout(timeout),
+            )
+        return self._outcome()
 
     async def wait_async(
         self,
@@ -275,45 +370,57 @@ class TuningJob:
         max_interval: float = 60.0,
         gate: asyncio.Semaphore | None = None,
     ) -> TunedModel:
-        """The async twin of `wait()`: the same policy, sleeping with `asyncio.sleep`. `gate`
+        """The async twin of `wait()`: the same schedule, sleeping with `asyncio.sleep`. `gate`
         bounds how many provider calls run at once across jobs (see `wait_all`).
 
         >>> model = await job.wait_async()  # doctest: +SKIP
         """
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        interval = poll_interval
-        while True:
+        backoff = Backoff(poll_interval, max_interval, self.backoff.factor, self.backoff.jitter)
+
+        async def fetch() -> JobStatus:
             if gate is None:
-                status = await asyncio.to_thread(self.refresh)
-            else:
-                async with gate:
-                    status = await asyncio.to_thread(self.refresh)
-            if status.is_terminal:
-                return self._outcome()
-            pause = interval * random.uniform(0.8, 1.2)
-            if deadline is not None and loop.time() + pause > deadline:
-                raise WaitTimeout(f"job {self.id} is still {status.value} after {timeout:g} s")
-            await asyncio.sleep(pause)
-            interval = min(max_interval, interval * 1.5)
+                return await asyncio.to_thread(self.refresh)
+            async with gate:
+                return await asyncio.to_thread(self.refresh)
+
+        await poll_async(
+            fetch,
+            lambda s: s.is_terminal,
+            backoff=backoff,
+            timeout=timeout,
+            on_timeout=self._timeout(timeout),
+        )
+        return self._outcome()
+
+    def _timeout(self, timeout: float | None) -> Callable[[JobStatus], WaitTimeout]:
+        def make(status: JobStatus) -> WaitTimeout:
+            return WaitTimeout(
+                f"job {self.id} is still {status.value} after {timeout:g} s; "
+                "call wait() again to keep following it"
+            )
+
+        return make
 
     def _outcome(self) -> TunedModel:
         rec = self.store.require(self.id)
         if rec.status is JobStatus.SUCCEEDED:
             model = self.result
             if model is None:
-                raise JobFailed(self.id, self.spec.provider, "the job succeeded but reported no model id")
+                raise JobFailed(
+                    self.id, self.spec.provider, "the job succeeded but reported no model id"
+                )
             return model
         message = rec.error or f"the job ended {rec.status.value} ({rec.raw_status})"
-        code, _, text = message.partition(": ") if rec.error and ": " in rec.error else (None, "", message)
-        raise JobFailed(self.id, self.spec.provider, text, code=code, status=rec.status.value)
+        raise JobFailed(
+            self.id, self.spec.provider, message, code=rec.error_code, status=rec.status.value
+        )
 
     def events(self) -> list[JobEvent]:
         """All events seen so far (fetches new ones from the provider first), oldest first."""
         pid = self._require_submitted()
         seen = self.store.events(self.id)
         after = seen[-1].id if seen else None
-        new = call_with_retries(lambda: self.provider.events(pid, after=after), sleep=self.sleep)
+        new = self._call("events", lambda: self.backend.events(pid, after=after))
         self.store.add_events(self.id, new)
         return self.store.events(self.id)
 
@@ -327,23 +434,25 @@ class TuningJob:
     def metrics(self) -> list[MetricPoint]:
         """Training metrics (step, epoch, losses, accuracies) as the provider reports them."""
         pid = self._require_submitted()
-        return call_with_retries(lambda: self.provider.metrics(pid), sleep=self.sleep)
+        return self._call("metrics", lambda: self.backend.metrics(pid))
 
     def checkpoints(self) -> list[Checkpoint]:
         """Checkpoints the provider kept (each usable as a model id), oldest step first."""
         pid = self._require_submitted()
-        return call_with_retries(lambda: self.provider.checkpoints(pid), sleep=self.sleep)
+        return self._call("checkpoints", lambda: self.backend.checkpoints(pid))
 
     def cancel(self) -> JobStatus:
         """Ask the provider to cancel; returns the state right after."""
         pid = self._require_submitted()
-        call_with_retries(lambda: self.provider.cancel(pid), sleep=self.sleep)
+        self._call("cancel", lambda: self.backend.cancel(pid))
         return self.refresh()
 
     def _require_submitted(self) -> str:
         pid = self.provider_job_id
         if pid is None:
-            raise FinetuneHubError(f"job {self.id} has not been submitted yet; call submit() first")
+            raise FinetuneHubError(
+                f"job {self.id} has not been submitted yet; call submit() first"
+            )
         return pid
 
 
@@ -364,7 +473,10 @@ def wait_all(
     async def run() -> list[TunedModel | BaseException]:
         gate = asyncio.Semaphore(concurrency)
         waits = (
-            job.wait_async(timeout, poll_interval=poll_interval, max_interval=max_interval, gate=gate) for job in jobs
+            job.wait_async(
+                timeout, poll_interval=poll_interval, max_interval=max_interval, gate=gate
+            )
+            for job in jobs
         )
         return await asyncio.gather(*waits, return_exceptions=True)
 
@@ -377,40 +489,6 @@ def wait_all(
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, run()).result()
-
-
-class _Progress:
-    """A one-line live status (state + latest event) in terminals and notebooks; silent otherwise."""
-
-    def __init__(self, job: TuningJob, enabled: bool) -> None:
-        self.job = job
-        self.enabled = enabled
-        self._status: Any = None
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.console import Console
-
-            console = Console(stderr=True)
-            if console.is_terminal or console.is_jupyter:
-                self._status = console.status(f"{self.job.id}: submitting")
-                self._status.__enter__()
-        return self
-
-    @property
-    def active(self) -> bool:
-        """True when a live line is shown (a terminal or a notebook)."""
-        return self._status is not None
-
-    def update(self, status: JobStatus, event: str | None) -> None:
-        if self._status is not None:
-            raw = self.job.raw_status
-            tail = f" — {event}" if event else ""
-            self._status.update(f"{self.job.id} on {self.job.spec.provider}: {status.value} ({raw}){tail}")
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._status is not None:
-            self._status.__exit__(*exc)
 
 
 def _now() -> dt.datetime:

@@ -1,34 +1,36 @@
-"""OpenAI fine-tuning through the official `openai` SDK (and the shared logic Azure OpenAI reuses).
+"""OpenAI fine-tuning through the official `openai` SDK (Azure OpenAI reuses it over its own
+connection: see azure_openai.py).
 
-Connection: `options` `api_key`, `base_url`, `organization`, `project`, `timeout`, else the SDK's
+Connection: options `api_key`, `base_url`, `organization`, `project`, `timeout`, else the SDK's
 environment variables (`OPENAI_API_KEY`, `OPENAI_BASE_URL`, ...). SDK retries are off: retries
 go through finetune_hub's one policy, so an idempotent submit can check before each attempt.
+Job options: `grader` (reinforcement fine-tuning), `file_poll_interval`.
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import os
-import re
-import shutil
-import tempfile
-import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 import openai
+from pydantic import SecretStr
 
-from finetune_hub.checks.hyperparams import check_hyperparameters
-from finetune_hub.providers.base import Capability, DataRef, Provider, ProviderError, ProviderJob
+from finetune_hub.backoff import Backoff, poll
+from finetune_hub.errors import ProviderError
+from finetune_hub.providers.base import (
+    Capability,
+    Connection,
+    DataRef,
+    PreparedJob,
+    ProviderJob,
+    ProviderOptions,
+    TuningBackend,
+)
 from finetune_hub.rules import resolve
 from finetune_hub.status import Checkpoint, JobEvent, JobStatus, MetricPoint, StateMap
 
-if TYPE_CHECKING:
-    from finetune_hub.jobs.spec import JobSpec
-
-T = TypeVar("T")
 JOB_ID_KEY = "finetune_hub_job_id"
 _METHOD_TYPES = {"sft": "supervised", "dpo": "dpo", "rft": "reinforcement"}
 _S = JobStatus
@@ -44,124 +46,172 @@ OPENAI_STATES = {
 }
 
 
-class OpenAIProvider(Provider):
+class OpenAIOptions(ProviderOptions):
+    """Options of the `openai` provider (unknown keys are refused)."""
+
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    organization: str | None = None
+    project: str | None = None
+    grader: dict[str, Any] | None = None  # reinforcement fine-tuning
+    file_poll_interval: float = 1.0
+
+
+class OpenAIConnection(Connection):
+    """The `openai.OpenAI` client (made on first use) and how its errors read."""
+
+    provider = "openai"
+    Options = OpenAIOptions
+    api_key_env = "OPENAI_API_KEY"
+
+    def __init__(self, options: Any = None) -> None:
+        super().__init__(options)
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self.call("connect", self.make_client)
+        return self._client
+
+    def make_client(self) -> Any:
+        o = self.options
+        return openai.OpenAI(
+            api_key=o.api_key.get_secret_value() if o.api_key else None,
+            base_url=o.base_url,
+            organization=o.organization,
+            project=o.project,
+            timeout=o.timeout,
+            max_retries=0,
+        )
+
+    def credentials_source(self) -> dict[str, str]:
+        return {"api_key": "explicit" if self.options.api_key else f"env:{self.api_key_env}"}
+
+    def translate(self, exc: BaseException, operation: str) -> ProviderError | None:
+        if isinstance(exc, openai.APIStatusError):
+            return _status_error(self.provider, operation, exc)
+        if isinstance(exc, openai.APITimeoutError):
+            return ProviderError(self.provider, operation, "the request timed out")
+        if isinstance(exc, openai.APIConnectionError):
+            return ProviderError(self.provider, operation, f"connection failed: {exc}")
+        if isinstance(exc, openai.OpenAIError):
+            hint = f" (set {self.api_key_env} or pass options={{'api_key': ...}})"
+            return ProviderError(self.provider, operation, f"{exc}{hint}", retryable=False)
+        return None
+
+
+class OpenAIBackend(TuningBackend):
     """OpenAI: files (or the Uploads API for big files), fine-tuning jobs, events, metrics, chat."""
 
     name = "openai"
     display_name = "OpenAI"
-    capabilities = frozenset({Capability.UPLOAD, Capability.CANCEL, Capability.EVENTS, Capability.METRICS, Capability.CHAT, Capability.DELETE_MODEL})
+    capabilities = frozenset(
+        {
+            Capability.UPLOAD,
+            Capability.CANCEL,
+            Capability.EVENTS,
+            Capability.METRICS,
+            Capability.CHECKPOINTS,
+            Capability.CHAT,
+            Capability.DELETE_MODEL,
+        }
+    )
     state_map = StateMap("openai", OPENAI_STATES)
-    api_key_env = "OPENAI_API_KEY"
+    connection_class = OpenAIConnection
+    serving_note = "a tuned model answers through the chat API as it is: call model.chat(...)"
 
-    def __init__(self, options: dict[str, Any] | None = None) -> None:
-        super().__init__(options)
-        self._client: Any = None
-        self.file_poll_interval = float(self.options.get("file_poll_interval", 1.0))
-
-    # -- connection -------------------------------------------------------------------------------
     @property
     def client(self) -> Any:
-        if self._client is None:
-            self._client = self._make_client()
-        return self._client
-
-    def _make_client(self) -> Any:
-        o = self.options
-        try:
-            return openai.OpenAI(
-                api_key=o.get("api_key"),
-                base_url=o.get("base_url"),
-                organization=o.get("organization"),
-                project=o.get("project"),
-                timeout=o.get("timeout", 60.0),
-                max_retries=0,
-            )
-        except openai.OpenAIError as exc:
-            raise ProviderError(self.name, "connect", f"{exc} (set {self.api_key_env} or pass options={{'api_key': ...}})", retryable=False) from None
-
-    def credentials_source(self) -> dict[str, str]:
-        return {"api_key": "explicit" if "api_key" in self.options else f"env:{self.api_key_env}"}
-
-    def stored_options(self) -> dict[str, Any]:
-        return {k: self.options[k] for k in ("base_url", "organization", "project") if k in self.options}
-
-    def call(self, operation: str, fn: Callable[[], T]) -> T:
-        """Run one SDK call, turning SDK errors into `ProviderError`."""
-        try:
-            return fn()
-        except openai.APIStatusError as exc:
-            raise _status_error(self.name, operation, exc) from None
-        except openai.APITimeoutError:
-            raise ProviderError(self.name, operation, "the request timed out") from None
-        except openai.APIConnectionError as exc:
-            raise ProviderError(self.name, operation, f"connection failed: {exc}") from None
+        return self.connection.client
 
     # -- files --------------------------------------------------------------------------------------
-    def upload(self, path: str, purpose: str) -> DataRef:
-        with _plain_jsonl(path) as plain:
-            size = os.path.getsize(plain)
-            limit = _files_api_limit(self.name)
-            if size <= limit:
-                with open(plain, "rb") as f:
-                    created = self.call("upload", lambda: self.client.files.create(file=(os.path.basename(plain), f), purpose="fine-tune"))
-            else:
-                upload = self.call(
+    def upload(self, path: str, purpose: str, job_id: str) -> DataRef:
+        size = os.path.getsize(path)
+        name = os.path.basename(path)
+        if size <= _files_api_limit(self.name):
+            with open(path, "rb") as f:
+                created = self.call(
                     "upload",
-                    lambda: self.client.uploads.upload_file_chunked(file=plain, filename=os.path.basename(plain), mime_type="application/jsonl", purpose="fine-tune"),
+                    lambda: self.client.files.create(file=(name, f), purpose="fine-tune"),
                 )
-                created = upload.file
+        else:
+            upload = self.call(
+                "upload",
+                lambda: self.client.uploads.upload_file_chunked(
+                    file=path, filename=name, mime_type="application/jsonl", purpose="fine-tune"
+                ),
+            )
+            created = upload.file
         file_id = self._wait_processed(created)
         return DataRef(purpose=purpose, id=file_id, path=str(path), bytes=size)
 
     def _wait_processed(self, file: Any, timeout: float = 600.0) -> str:
-        waited = 0.0
-        while file.status not in ("processed", "error"):
-            if waited >= timeout:
-                raise ProviderError(self.name, "upload", f"file {file.id} still {file.status} after {timeout:g} s")
-            time.sleep(self.file_poll_interval)
-            waited += self.file_poll_interval
-            file = self.call("upload", lambda f=file: self.client.files.retrieve(f.id))
+        def fetch() -> Any:
+            return self.call("upload", lambda: self.client.files.retrieve(file.id))
+
+        def too_long(last: Any) -> ProviderError:
+            return ProviderError(
+                self.name, "upload", f"file {file.id} still {last.status} after {timeout:g} s"
+            )
+
+        if file.status not in ("processed", "error"):
+            interval = self.options.file_poll_interval
+            file = poll(
+                fetch,
+                lambda f: f.status in ("processed", "error"),
+                backoff=Backoff(interval, max(interval, 10.0)),
+                timeout=timeout,
+                on_timeout=too_long,
+            )
         if file.status == "error":
-            raise ProviderError(self.name, "upload", f"file {file.id} was rejected: {file.status_details}", retryable=False)
+            raise ProviderError(
+                self.name, "upload", f"file {file.id} was rejected: {file.status_details}",
+                retryable=False,
+            )
         return file.id
 
     # -- jobs ---------------------------------------------------------------------------------------
-    def create(self, spec: JobSpec, refs: dict[str, DataRef], idempotency_key: str) -> ProviderJob:
-        rules, _ = resolve(self.name, spec.base_model, spec.method)
-        values = dict(check_hyperparameters(spec.hyperparameters, rules).provider_values)
+    def create(self, job: PreparedJob, refs: dict[str, DataRef]) -> ProviderJob:
+        values = dict(job.hyperparameters)
         seed = values.pop("seed", None)
-        method_type = _METHOD_TYPES.get(spec.method, spec.method)
+        method_type = _METHOD_TYPES.get(job.method, job.method)
         body: dict[str, Any] = {"hyperparameters": values}
-        if method_type == "reinforcement" and "grader" in spec.options:
-            body["grader"] = spec.options["grader"]
+        if method_type == "reinforcement" and self.options.grader:
+            body["grader"] = self.options.grader
         kwargs: dict[str, Any] = {
-            "model": spec.base_model if is_fine_tuned_name(self.name, spec.base_model) else rules.model_id or spec.base_model,
+            "model": job.model_id,
             "training_file": refs["training"].id,
             "method": {"type": method_type, method_type: body},
-            "metadata": {JOB_ID_KEY: idempotency_key},
+            "metadata": {JOB_ID_KEY: job.job_id},
         }
         if "validation" in refs:
             kwargs["validation_file"] = refs["validation"].id
-        if spec.suffix:
-            kwargs["suffix"] = spec.suffix
+        if job.suffix:
+            kwargs["suffix"] = job.suffix
         if seed is not None:
             kwargs["seed"] = seed
-        kwargs.update(self._extra_create_args(spec))
-        job = self.call("create", lambda: self.client.fine_tuning.jobs.create(**kwargs))
-        return self._to_job(job)
+        kwargs.update(self.extra_create_args(job))
+        created = self.call("create", lambda: self.client.fine_tuning.jobs.create(**kwargs))
+        return self._to_job(created)
 
-    def _extra_create_args(self, spec: JobSpec) -> dict[str, Any]:
+    def extra_create_args(self, job: PreparedJob) -> dict[str, Any]:
+        """Arguments a variant of this API adds to the create call (Azure's training tier)."""
         return {}
 
-    def find(self, idempotency_key: str) -> ProviderJob | None:
-        page = self.call("find", lambda: self.client.fine_tuning.jobs.list(limit=20, metadata={JOB_ID_KEY: idempotency_key}))
-        for job in page.data:
-            if (job.metadata or {}).get(JOB_ID_KEY) == idempotency_key:
-                return self._to_job(job)
+    def find(self, job_id: str) -> ProviderJob | None:
+        page = self.call(
+            "find",
+            lambda: self.client.fine_tuning.jobs.list(limit=20, metadata={JOB_ID_KEY: job_id}),
+        )
+        for found in page.data:
+            if (found.metadata or {}).get(JOB_ID_KEY) == job_id:
+                return self._to_job(found)
         return None
 
     def get(self, provider_job_id: str) -> ProviderJob:
-        return self._to_job(self.call("get", lambda: self.client.fine_tuning.jobs.retrieve(provider_job_id)))
+        job = self.call("get", lambda: self.client.fine_tuning.jobs.retrieve(provider_job_id))
+        return self._to_job(job)
 
     def cancel(self, provider_job_id: str) -> None:
         self.call("cancel", lambda: self.client.fine_tuning.jobs.cancel(provider_job_id))
@@ -182,22 +232,26 @@ class OpenAIProvider(Provider):
     # -- events and metrics -------------------------------------------------------------------------
     def events(self, provider_job_id: str, after: str | None = None) -> list[JobEvent]:
         """New events since `after`, oldest first (the API pages newest first)."""
-        newest_first: list[JobEvent] = []
-        pager = self.call("events", lambda: self.client.fine_tuning.jobs.list_events(provider_job_id, limit=100))
-        for ev in pager:  # pages lazily; a page fetch error surfaces here
-            if ev.id == after:
-                break
-            newest_first.append(
-                JobEvent(
-                    id=ev.id,
-                    created_at=ev.created_at,
-                    level={"warn": "warning"}.get(ev.level, ev.level),
-                    message=ev.message,
-                    type=getattr(ev, "type", None),
-                    data=getattr(ev, "data", None) or None,
+
+        def newest_first() -> list[JobEvent]:
+            found: list[JobEvent] = []
+            pager = self.client.fine_tuning.jobs.list_events(provider_job_id, limit=100)
+            for ev in pager:  # pages lazily; a page fetch error surfaces here
+                if ev.id == after:
+                    break
+                found.append(
+                    JobEvent(
+                        id=ev.id,
+                        created_at=ev.created_at,
+                        level={"warn": "warning"}.get(ev.level, ev.level),
+                        message=ev.message,
+                        type=getattr(ev, "type", None),
+                        data=getattr(ev, "data", None) or None,
+                    )
                 )
-            )
-        return newest_first[::-1]
+            return found
+
+        return self.call("events", newest_first)[::-1]
 
     def metrics(self, provider_job_id: str) -> list[MetricPoint]:
         """Per-step metrics from the job's result file (CSV, read by header name), else from
@@ -210,23 +264,33 @@ class OpenAIProvider(Provider):
         return [_metric_point(e.data) for e in points if "step" in e.data]
 
     def checkpoints(self, provider_job_id: str) -> list[Checkpoint]:
-        page = self.call("checkpoints", lambda: self.client.fine_tuning.jobs.checkpoints.list(provider_job_id, limit=100))
-        found = [
-            Checkpoint(
-                id=c.id,
-                step=c.step_number,
-                model=c.fine_tuned_model_checkpoint,
-                created_at=c.created_at,
-                metrics={k: v for k, v in (c.metrics.model_dump() if c.metrics else {}).items() if isinstance(v, int | float)},
-            )
-            for c in page
-        ]
-        return sorted(found, key=lambda c: c.step)
+        def listed() -> list[Checkpoint]:
+            page = self.client.fine_tuning.jobs.checkpoints.list(provider_job_id, limit=100)
+            return [
+                Checkpoint(
+                    id=c.id,
+                    step=c.step_number,
+                    model=c.fine_tuned_model_checkpoint,
+                    created_at=c.created_at,
+                    metrics={
+                        k: v
+                        for k, v in (c.metrics.model_dump() if c.metrics else {}).items()
+                        if isinstance(v, int | float)
+                    },
+                )
+                for c in page
+            ]
+
+        return sorted(self.call("checkpoints", listed), key=lambda c: c.step)
 
     # -- using the model ----------------------------------------------------------------------------
     def chat(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> str:
-        kwargs.pop("deployment", None)
-        reply = self.call("chat", lambda: self.client.chat.completions.create(model=model, messages=messages, **_chat_args(kwargs)))
+        reply = self.call(
+            "chat",
+            lambda: self.client.chat.completions.create(
+                model=model, messages=messages, **chat_args(kwargs)
+            ),
+        )
         return reply.choices[0].message.content or ""
 
     def delete_model(self, model: str) -> None:
@@ -237,7 +301,8 @@ class OpenAIProvider(Provider):
 _CHAT_ARGS = {"temperature", "max_tokens", "max_completion_tokens", "top_p", "seed", "stop", "n"}
 
 
-def _chat_args(kwargs: dict[str, Any]) -> dict[str, Any]:
+def chat_args(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The chat-completion arguments finetune_hub passes through (others are dropped)."""
     return {k: v for k, v in kwargs.items() if k in _CHAT_ARGS}
 
 
@@ -306,37 +371,7 @@ def _metric_point(values: dict[str, Any]) -> MetricPoint:
     return MetricPoint(**fields, extra=extra)
 
 
-def is_fine_tuned_name(provider: str, name: str) -> bool:
-    """True for a tuned model's name (`ft:...` on OpenAI, `<base>.ft-<id>` on Azure): continued
-    training must start from it, not from its base model."""
-    from finetune_hub.rules import default_catalog
-
-    pattern = default_catalog().provider_data(provider).get("provider", {}).get("fine_tuned_pattern")
-    return bool(pattern and re.match(pattern, name))
-
 
 def _files_api_limit(provider: str) -> int:
     rules, _ = resolve(provider, "__generic__", "sft")
     return rules.max_file_bytes or 512 * 1024 * 1024
-
-
-class _plain_jsonl:
-    """The path itself, or a temporary decompressed copy of a `.gz` file (the API takes `.jsonl`)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.tmp: str | None = None
-
-    def __enter__(self) -> str:
-        with open(self.path, "rb") as f:
-            gz = f.read(2) == b"\x1f\x8b"
-        if not gz:
-            return self.path
-        fd, self.tmp = tempfile.mkstemp(suffix=".jsonl")
-        with os.fdopen(fd, "wb") as out, gzip.open(self.path, "rb") as src:
-            shutil.copyfileobj(src, out)
-        return self.tmp
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.tmp:
-            os.unlink(self.tmp)

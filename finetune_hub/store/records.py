@@ -85,6 +85,9 @@ class JobRecord(_StoreModel):
     created_at: dt.datetime = Field(default_factory=now)
     updated_at: dt.datetime = Field(default_factory=now)
     extra: dict[str, Any] = Field(default_factory=dict)
+    error_code: str | None = None  # the provider's error code, or the failed operation
+    datasets: dict[str, str] = Field(default_factory=dict)  # named data sets beside the files
+    quotas: dict[str, Any] = Field(default_factory=dict)  # raised account quotas declared
 
     @field_validator("training_file", "validation_file", mode="before")
     @classmethod
@@ -119,5 +122,7 @@ class DeploymentRecord(_StoreModel):
     created_at: dt.datetime = Field(default_factory=now)
     deleted_at: dt.datetime | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
+    kind: str | None = None  # the serving mode (registry deployer name)
+    raw_status: str | None = None
 
 

@@ -121,7 +121,7 @@ def check_record_fields(fields: Mapping[str, Any]) -> None:
             check_secret_free(value, name)
         elif name == "credentials":
             check_credentials(value)
-        elif name in ("training_file", "validation_file", "data_refs", "endpoint"):
+        elif name in ("training_file", "validation_file", "data_refs", "endpoint", "datasets"):
             check_secret_free(value, name, check_keys=False)
 
 

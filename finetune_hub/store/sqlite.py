@@ -24,7 +24,7 @@ from finetune_hub.store.records import DeploymentRecord, JobRecord, utc
 # --- SQLite -----------------------------------------------------------------------------------
 
 #: Bumped with every entry added to MIGRATIONS; stored in `PRAGMA user_version`.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: version -> statements that bring a store from version - 1 to it. Never edit a released entry.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -89,6 +89,13 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             extra TEXT NOT NULL DEFAULT '{}'
         )""",
         "CREATE INDEX IF NOT EXISTS deployments_by_job ON deployments (job_id)",
+    ),
+    2: (
+        "ALTER TABLE jobs ADD COLUMN error_code TEXT",
+        "ALTER TABLE jobs ADD COLUMN datasets TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE jobs ADD COLUMN quotas TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE deployments ADD COLUMN kind TEXT",
+        "ALTER TABLE deployments ADD COLUMN raw_status TEXT",
     ),
 }
 
@@ -185,7 +192,7 @@ def to_row(record: BaseModel, columns: list[str]) -> list[Any]:
 def from_row(model: type[_M], row: sqlite3.Row) -> _M:
     """A `model` from a row whose column names are its fields."""
     data = dict(row)
-    for key in ("hyperparameters", "options", "credentials", "data_refs", "extra", "data"):
+    for key in ("hyperparameters", "options", "credentials", "data_refs", "extra", "data", "datasets", "quotas"):
         if isinstance(data.get(key), str):
             data[key] = json.loads(data[key])
     return model.model_validate(data)
