@@ -9,9 +9,9 @@ They speak the real HTTP protocol on 127.0.0.1, so the real SDK runs its real co
         client = openai.OpenAI(base_url=server.openai_base_url, api_key="sk-test")
         ...
 
-With pytest, the fixtures `fake_openai`, `fake_azure_openai`, `fake_azure_foundry` and
-`fake_bedrock` (plugin `finetune_hub.testing.pytest_plugin`) do this for you. Importing this
-package imports no SDK.
+With pytest, the fixtures `fake_openai`, `fake_azure_openai`, `fake_azure_foundry`,
+`fake_bedrock` and `fake_vertex` (plugin `finetune_hub.testing.pytest_plugin`) do this for
+you. Importing this package imports no SDK.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .bedrock_fake import FakeBedrock
     from .fake_clock import FakeClock
     from .openai_fake import FakeAzureOpenAI, FakeOpenAI, FakeOpenAIServer
+    from .vertex_fake import FakeVertex
 
 __all__ = [
     "FakeAzureCredential",
@@ -33,6 +34,7 @@ __all__ = [
     "FakeClock",
     "FakeOpenAI",
     "FakeOpenAIServer",
+    "FakeVertex",
 ]
 
 _EXPORTS = {
@@ -43,6 +45,7 @@ _EXPORTS = {
     "FakeBedrock": "bedrock_fake",
     "FakeAzureFoundry": "azure_foundry_fake",
     "FakeAzureCredential": "azure_foundry_fake",
+    "FakeVertex": "vertex_fake",
 }
 
 

@@ -103,3 +103,43 @@ def fake_azure_foundry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     fake = FakeAzureFoundry()
     with fake.route_storage_clients():
         yield fake
+
+
+# --- Google Vertex AI + Cloud Storage (google-genai, google-cloud-aiplatform, -storage) ------
+
+_GOOGLE_ENV = (
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "GOOGLE_CLOUD_PROJECT",
+    "GOOGLE_CLOUD_LOCATION",
+    "GOOGLE_CLOUD_QUOTA_PROJECT",
+    "GCLOUD_PROJECT",
+    "CLOUDSDK_CORE_PROJECT",
+    "GOOGLE_GENAI_USE_VERTEXAI",
+    "GOOGLE_VERTEX_BASE_URL",
+    "GOOGLE_GEMINI_BASE_URL",
+    "GOOGLE_API_KEY",
+    "GEMINI_API_KEY",
+    "API_ENDPOINT_OVERRIDE",
+)
+
+
+@pytest.fixture
+def fake_vertex(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A served `FakeVertex`: Vertex AI (tuning jobs, pipelines, models, endpoints,
+    generateContent) and Cloud Storage on one loopback server.
+
+    Sets `STORAGE_EMULATOR_HOST` to it and `NO_GCE_CHECK=True`, clears the Google variables
+    that would reach a real credential chain or project (`GOOGLE_APPLICATION_CREDENTIALS`,
+    `GOOGLE_CLOUD_PROJECT`, ...), creates the bucket, and yields the fake: `.options` is ready
+    for a job (project, location, gcs_uri, credentials, api_endpoint), `.genai_client()`,
+    `.storage_client()` and `.init_aiplatform()` give the SDKs on the fake.
+    """
+    from .vertex_fake import FakeVertex
+
+    for var in _GOOGLE_ENV:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    with FakeVertex() as fake:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake.url)
+        fake.storage.create_bucket(fake.bucket)
+        yield fake
