@@ -29,16 +29,20 @@ class HyperparameterCheck:
     issues: list[Issue] = field(default_factory=list)
 
 
-def check_hyperparameters(params: Mapping[str, Any] | None, rules: ResolvedRules) -> HyperparameterCheck:
+def check_hyperparameters(
+    params: Mapping[str, Any] | None, rules: ResolvedRules
+) -> HyperparameterCheck:
     """Check `params` (our vocabulary) against `rules.hyperparameters`; never raises."""
     result = HyperparameterCheck()
     specs = rules.hyperparameters
     by_provider_name = {s.provider_name: s for s in specs.values()}
-    where = f"{rules.provider_display_name} {rules.model_id or rules.requested_model} ({rules.method})"
+    where = (
+        f"{rules.provider_display_name} {rules.model_id or rules.requested_model} ({rules.method})"
+    )
     for name, value in (params or {}).items():
         spec = specs.get(name)
         if spec is None:
-            result.issues.append(_unknown(name, specs, by_provider_name, where))
+            result.issues.append(_unknown(name, rules, by_provider_name, where))
             continue
         checked = _check_value(spec, value, where, result.issues)
         if checked is not None:
@@ -59,10 +63,18 @@ def check_hyperparameters(params: Mapping[str, Any] | None, rules: ResolvedRules
     return result
 
 
-def _unknown(name: str, specs: Mapping[str, HyperparameterSpec], by_provider: Mapping[str, HyperparameterSpec], where: str) -> Issue:
+def _unknown(
+    name: str, rules: ResolvedRules, by_provider: Mapping[str, HyperparameterSpec], where: str
+) -> Issue:
+    """`unknown_hyperparameter`, with the rules' hint for names people often type."""
+    specs = rules.hyperparameters
     takes = ", ".join(sorted(specs)) or "none"
     hint = ""
-    if name in by_provider:
+    known = rules.hyperparameter_hints.get(name)
+    if known is not None:
+        use = f"use {known.use!r}: " if known.use and known.use in specs else ""
+        hint = f" ({use}{known.note}; {known.provenance.cite()})"
+    elif name in by_provider:
         hint = f" ({name!r} is the provider's own name: use {by_provider[name].name!r})"
     return Issue(
         code="unknown_hyperparameter",
@@ -123,7 +135,9 @@ def _in_range(spec: HyperparameterSpec, value: Any) -> bool:
         return True
     if spec.min is not None and (value < spec.min or (spec.min_exclusive and value == spec.min)):
         return False
-    return not (spec.max is not None and (value > spec.max or (spec.max_exclusive and value == spec.max)))
+    return not (
+        spec.max is not None and (value > spec.max or (spec.max_exclusive and value == spec.max))
+    )
 
 
 def _wire(spec: HyperparameterSpec, value: Any) -> Any:
@@ -133,4 +147,6 @@ def _wire(spec: HyperparameterSpec, value: Any) -> Any:
 
 
 def _article(kind: str) -> str:
-    return {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}[kind]
+    return {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}[
+        kind
+    ]

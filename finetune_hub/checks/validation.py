@@ -46,6 +46,7 @@ def validate(
     workers: int = 1,
     catalog: Catalog | None = None,
     today: dt.date | None = None,
+    quotas: Mapping[str, int] | None = None,
 ) -> ValidationReport:
     """Check a job's data and settings against a backend's rules before anything is uploaded.
 
@@ -54,13 +55,27 @@ def validate(
     a big plain `.jsonl` file across processes by byte range. Never raises for bad data; raises
     `DataFileError` only for a file that cannot be opened.
 
+    Limits come in three kinds (docs/rules.md): hard limits and default account quotas are
+    errors, unconfirmed figures are warnings. `quotas` declares the raised quotas of your
+    account (`{"max_training_records": 20000}`), which then replace the provider's defaults.
+    `today` (default: `FINETUNE_HUB_TODAY` or the real date) decides which model dates have
+    passed.
+
     >>> r = validate("chat.jsonl", "openai", "gpt-4.1-mini", hyperparameters={"epochs": 3})  # doctest: +SKIP
     >>> r.ok, r.stats.training.tokens.max  # doctest: +SKIP
     (True, 812)
     """
-    rules, notes = (catalog or default_catalog()).resolve(provider, base_model, method, today=today)
+    cat = catalog or default_catalog()
+    rules, notes = cat.resolve(
+        provider, base_model, method, today=today, quotas=dict(quotas) if quotas else None
+    )
     hp = check_hyperparameters(hyperparameters, rules)
-    job_issues = notes + hp.issues + _suffix_issues(suffix, rules) + _validation_presence(validation_file, rules)
+    job_issues = (
+        notes
+        + hp.issues
+        + _suffix_issues(suffix, rules)
+        + _validation_presence(validation_file, rules)
+    )
     batch_size = hp.effective.get("batch_size")
     batch_size = batch_size if isinstance(batch_size, int) else None
     job_issues += _batch_size_issues(batch_size, rules)
@@ -73,9 +88,20 @@ def validate(
     val = vfmt = None
     if validation_file is not None:
         vfmt, vfmt_issues = _decide_format(validation_file, rules, format)
-        val = _scan_file(validation_file, vfmt, rules, tok, batch_size, max_issues_per_code, workers)
+        val = _scan_file(
+            validation_file, vfmt, rules, tok, batch_size, max_issues_per_code, workers
+        )
         max_val = rules.max_validation_file_bytes or rules.max_file_bytes
-        files.append((val, vfmt_issues, max_val, "max_validation_file_bytes" if rules.max_validation_file_bytes else "max_file_bytes"))
+        files.append(
+            (
+                val,
+                vfmt_issues,
+                max_val,
+                "max_validation_file_bytes"
+                if rules.max_validation_file_bytes
+                else "max_file_bytes",
+            )
+        )
 
     issues = list(job_issues)
     suppressed: dict[str, int] = {}
@@ -133,7 +159,9 @@ def _apply_severity_overrides(issues: list[Issue], rules: ResolvedRules) -> list
 
 
 # -- format -----------------------------------------------------------------------------------
-def _decide_format(path: str | os.PathLike[str], rules: ResolvedRules, given: DataFormat | str | None) -> tuple[DataFormat, list[Issue]]:
+def _decide_format(
+    path: str | os.PathLike[str], rules: ResolvedRules, given: DataFormat | str | None
+) -> tuple[DataFormat, list[Issue]]:
     label = str(path)
     if given is not None:
         fmt = DataFormat(given)
@@ -155,7 +183,13 @@ def _decide_format(path: str | os.PathLike[str], rules: ResolvedRules, given: Da
             fmt = max(first_choice, key=first_choice.__getitem__)
         else:
             fmt = rules.formats[0] if rules.formats else DataFormat.CHAT
-            return fmt, [Issue(code="unknown_format", file=label, message="no record has a known training-data shape (see docs/data-formats.md)")]
+            return fmt, [
+                Issue(
+                    code="unknown_format",
+                    file=label,
+                    message="no record has a known training-data shape (see docs/data-formats.md)",
+                )
+            ]
     if not rules.formats:
         note = f" ({rules.status_note})" if rules.status_note else ""
         return fmt, [
@@ -181,9 +215,21 @@ def _decide_format(path: str | os.PathLike[str], rules: ResolvedRules, given: Da
 
 
 # -- scanning ---------------------------------------------------------------------------------
-def _scan_file(path: str | os.PathLike[str], fmt: DataFormat, rules: ResolvedRules, tok: str, batch_size: int | None, cap: int, workers: int) -> ScanResult:
+def _scan_file(
+    path: str | os.PathLike[str],
+    fmt: DataFormat,
+    rules: ResolvedRules,
+    tok: str,
+    batch_size: int | None,
+    cap: int,
+    workers: int,
+) -> ScanResult:
     limit = rules.token_limit(batch_size)
-    by_batch = bool(rules.batch_token_limits) and batch_size is not None and limit != rules.max_tokens_per_example
+    by_batch = (
+        bool(rules.batch_token_limits)
+        and batch_size is not None
+        and limit != rules.max_tokens_per_example
+    )
     spec = ScanSpec(
         rules=rules,
         format=fmt,
@@ -206,7 +252,9 @@ def _scan_file(path: str | os.PathLike[str], fmt: DataFormat, rules: ResolvedRul
     if not fork:  # spawned workers do not share the parent's hash() seed
         spec.fingerprint = "blake2b"
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = [pool.submit(scan_range, spec, str(p), bounds[k], bounds[k + 1]) for k in range(workers)]
+        futures = [
+            pool.submit(scan_range, spec, str(p), bounds[k], bounds[k + 1]) for k in range(workers)
+        ]
         parts = [f.result() for f in futures]
     return merge_results(parts, cap)
 
@@ -226,49 +274,133 @@ def _duplicates(result: ScanResult, other: ScanResult | None, cap: int) -> tuple
         count += 1
         if len(issues) < cap:
             where = f"training line {first}" if other else f"line {first}"
-            issues.append(Issue(code=code, severity=Severity.WARNING, line=line, file=result.path, message=f"same record as {where}"))
+            issues.append(
+                Issue(
+                    code=code,
+                    severity=Severity.WARNING,
+                    line=line,
+                    file=result.path,
+                    message=f"same record as {where}",
+                )
+            )
     if count > cap:
-        issues.append(Issue(code=code, severity=Severity.WARNING, file=result.path, message=f"{count - cap:,} more duplicate records not listed"))
+        issues.append(
+            Issue(
+                code=code,
+                severity=Severity.WARNING,
+                file=result.path,
+                message=f"{count - cap:,} more duplicate records not listed",
+            )
+        )
     return issues, count
 
 
 # -- file- and job-level rules --------------------------------------------------------------------
 def _record_caps(train: ScanResult, val: ScanResult | None, rules: ResolvedRules) -> list[Issue]:
     issues: list[Issue] = []
-    checks = [(train, "training", rules.min_training_records, rules.max_training_records, "training_records")]
+    checks = [
+        (
+            train,
+            "training",
+            rules.min_training_records,
+            rules.max_training_records,
+            "training_records",
+        )
+    ]
     if val is not None:
-        checks.append((val, "validation", rules.min_validation_records, rules.max_validation_records, "validation_records"))
+        checks.append(
+            (
+                val,
+                "validation",
+                rules.min_validation_records,
+                rules.max_validation_records,
+                "validation_records",
+            )
+        )
     for result, what, lo, hi, key in checks:
         n = result.records
         if lo is not None and n < lo:
-            issues.append(_cap_issue(rules, f"min_{key}", "too_few_records", result.path, f"{n:,} {what} records; at least {lo:,} are needed"))
+            issues.append(
+                _cap_issue(
+                    rules,
+                    f"min_{key}",
+                    "too_few_records",
+                    result.path,
+                    f"{n:,} {what} records; at least {lo:,} are needed",
+                )
+            )
         if hi is not None and n > hi:
-            issues.append(_cap_issue(rules, f"max_{key}", "too_many_records", result.path, f"{n:,} {what} records; at most {hi:,} are allowed"))
+            issues.append(
+                _cap_issue(
+                    rules,
+                    f"max_{key}",
+                    "too_many_records",
+                    result.path,
+                    f"{n:,} {what} records; at most {hi:,} are allowed",
+                )
+            )
     total = train.records + (val.records if val else 0)
-    if rules.max_total_records is not None and total > rules.max_total_records:
+    cap = rules.max_total_records
+    # without a validation file the total is the training count: say it once
+    covered = (
+        val is None
+        and rules.max_training_records is not None
+        and rules.max_training_records <= (cap or 0)
+    )
+    if cap is not None and total > cap and not covered:
         issues.append(
-            _cap_issue(rules, "max_total_records", "too_many_records", None, f"{total:,} training + validation records; at most {rules.max_total_records:,} together")
+            _cap_issue(
+                rules,
+                "max_total_records",
+                "too_many_records",
+                None,
+                f"{total:,} training + validation records; at most {rules.max_total_records:,} together",
+            )
         )
     return issues
 
 
-def _cap_issue(rules: ResolvedRules, field: str, code: str, file: str | None, message: str) -> Issue:
-    severity = Severity.ERROR if rules.confirmed(field) else Severity.WARNING
-    return Issue(code=code, severity=severity, file=file, message=f"{message} ({rules.cite(field)})")
+def _cap_issue(
+    rules: ResolvedRules, field: str, code: str, file: str | None, message: str
+) -> Issue:
+    return Issue(
+        code=code,
+        severity=_limit_severity(rules, field),
+        file=file,
+        message=_limit_message(rules, field, message),
+    )
 
 
-def _file_size_issue(result: ScanResult, max_bytes: int | None, rules: ResolvedRules, field: str) -> list[Issue]:
+def _limit_severity(rules: ResolvedRules, field: str) -> Severity:
+    """Hard limits and default quotas are errors; unconfirmed figures are warnings."""
+    return Severity.WARNING if rules.limit_kind(field) == "unconfirmed" else Severity.ERROR
+
+
+def _limit_message(rules: ResolvedRules, field: str, message: str) -> str:
+    kind = rules.limit_kind(field)
+    if kind == "quota":
+        return f"{message}: {rules.quota_text(field)} ({rules.cite(field)})"
+    if kind == "unconfirmed":
+        return f"{message}; this figure is unconfirmed, so the job may still pass ({rules.cite(field)})"
+    return f"{message} ({rules.cite(field)})"
+
+
+def _file_size_issue(
+    result: ScanResult, max_bytes: int | None, rules: ResolvedRules, field: str
+) -> list[Issue]:
     issues = []
     if result.records == 0 and not any(i.code in ("not_utf8",) for i in result.issues):
-        issues.append(Issue(code="empty_file", file=result.path, message="the file holds no readable record"))
+        issues.append(
+            Issue(code="empty_file", file=result.path, message="the file holds no readable record")
+        )
     size = os.path.getsize(result.path)
     if max_bytes is not None and size > max_bytes:
         issues.append(
             Issue(
                 code="file_too_large",
-                severity=Severity.ERROR if rules.confirmed(field) else Severity.WARNING,
+                severity=_limit_severity(rules, field),
                 file=result.path,
-                message=f"{size:,} bytes; at most {max_bytes:,} ({rules.cite(field)})",
+                message=_limit_message(rules, field, f"{size:,} bytes; at most {max_bytes:,}"),
             )
         )
     return issues
@@ -276,9 +408,21 @@ def _file_size_issue(result: ScanResult, max_bytes: int | None, rules: ResolvedR
 
 def _validation_presence(validation_file: Any, rules: ResolvedRules) -> list[Issue]:
     if validation_file is None and rules.validation == "required":
-        return [Issue(code="validation_required", field="validation_file", message=f"{rules.method} on {rules.provider_display_name} needs a validation file ({rules.cite('validation')})")]
+        return [
+            Issue(
+                code="validation_required",
+                field="validation_file",
+                message=f"{rules.method} on {rules.provider_display_name} needs a validation file ({rules.cite('validation')})",
+            )
+        ]
     if validation_file is not None and rules.validation == "unsupported":
-        return [Issue(code="validation_not_supported", field="validation_file", message=f"{rules.model_id or rules.requested_model} takes no validation file ({rules.cite('validation')})")]
+        return [
+            Issue(
+                code="validation_not_supported",
+                field="validation_file",
+                message=f"{rules.model_id or rules.requested_model} takes no validation file ({rules.cite('validation')})",
+            )
+        ]
     return []
 
 
@@ -287,26 +431,47 @@ def _suffix_issues(suffix: str | None, rules: ResolvedRules) -> list[Issue]:
         return []
     issues = []
     if rules.suffix_max_chars is not None and len(suffix) > rules.suffix_max_chars:
-        issues.append(Issue(code="invalid_suffix", field="suffix", message=f"suffix {suffix!r} has {len(suffix)} characters; {rules.provider_display_name} allows at most {rules.suffix_max_chars} ({rules.cite('suffix_max_chars')})"))
+        issues.append(
+            Issue(
+                code="invalid_suffix",
+                field="suffix",
+                message=f"suffix {suffix!r} has {len(suffix)} characters; {rules.provider_display_name} allows at most {rules.suffix_max_chars} ({rules.cite('suffix_max_chars')})",
+            )
+        )
     if rules.suffix_pattern and not re.fullmatch(rules.suffix_pattern, suffix):
-        issues.append(Issue(code="invalid_suffix", field="suffix", message=f"suffix {suffix!r} does not match {rules.suffix_pattern!r} ({rules.cite('suffix_pattern')})"))
+        issues.append(
+            Issue(
+                code="invalid_suffix",
+                field="suffix",
+                message=f"suffix {suffix!r} does not match {rules.suffix_pattern!r} ({rules.cite('suffix_pattern')})",
+            )
+        )
     return issues
 
 
 def _batch_size_issues(batch_size: int | None, rules: ResolvedRules) -> list[Issue]:
+    """A batch size the hyperparameter range allows but the per-record token table does not
+    cover: the console may take it, the job can fail after it has started (Titan Text)."""
     table = rules.batch_token_limits
-    if batch_size is None or not table or any(r.min_batch <= batch_size <= r.max_batch for r in table):
+    if (
+        batch_size is None
+        or not table
+        or any(r.min_batch <= batch_size <= r.max_batch for r in table)
+    ):
         return []
     lo, hi = min(r.min_batch for r in table), max(r.max_batch for r in table)
+    confirmed = rules.confirmed("batch_token_limits")
     return [
         Issue(
             code="batch_size_unsupported",
-            severity=Severity.WARNING,
+            severity=Severity.ERROR if confirmed else Severity.WARNING,
             field="hyperparameters.batch_size",
-            message=f"batch_size={batch_size} passes the hyperparameter range, but {rules.model_id} defines per-record "
-            f"token budgets only for batch sizes {lo}-{hi}; a job like this can fail after it has started, so "
-            f"records are checked against the tightest budget ({rules.token_limit(batch_size):,} tokens) "
-            f"({rules.cite('batch_token_limits')}; how such a job fails is UNCONFIRMED)",
+            message=f"batch_size={batch_size} is within the hyperparameter range the console "
+            f"accepts, but the dataset requirements of {rules.model_id or rules.requested_model} "
+            f"define per-record token limits only for batch sizes {lo}-{hi}, so the job can be "
+            f"rejected after it has started; use a batch size from {lo} to {hi} (records are "
+            f"checked against the tightest budget, {rules.token_limit(batch_size):,} tokens) "
+            f"({rules.cite('batch_token_limits')})",
         )
     ]
 
@@ -361,7 +526,9 @@ def _file_stats(result: ScanResult, duplicates: int, counter: Any, limit: int | 
     )
 
 
-def _rules_summary(rules: ResolvedRules, tok: str, description: str, limit: int | None) -> dict[str, Any]:
+def _rules_summary(
+    rules: ResolvedRules, tok: str, description: str, limit: int | None
+) -> dict[str, Any]:
     fields = (
         "max_tokens_per_example",
         "max_input_tokens",

@@ -3,9 +3,11 @@
 The TOML layout is described in docs/rules.md. In short: `[provider]` (identity and dates),
 `[blocks.NAME]` (reusable sets of limits, with `extends`), `[hyperparameters.SET.PARAM]`
 (hyperparameter specs, a set may `extends` another), `[generic]` (method -> block for models the
-rules do not list) and `[[models]]` (id, aliases, status, dates, method -> block). Every block,
-set entry and model carries `source` and `as_of`; `unconfirmed` is `true` or a list of the keys
-in that table that are UNCONFIRMED.
+rules do not list), `[[models]]` (id, aliases, status, lifecycle dates, method -> block),
+`[sources.KEY]` (title and URL of each page the facts come from) and `[hyperparameter_hints.NAME]`
+(what to say about names the backend does not take). Every block, set entry, hint and model
+carries `source` (source keys) and `as_of` (the date the source was read); `unconfirmed` is `true`
+or a list of the keys in that table that are UNCONFIRMED, and `note` says why.
 """
 
 from __future__ import annotations
@@ -24,10 +26,32 @@ from pydantic import ValidationError as PydanticValidationError
 from finetune_hub import registry
 from finetune_hub.errors import RulesError
 from finetune_hub.issues import Issue, Severity
-from finetune_hub.rules.schema import BLOCK_FIELDS, HyperparameterSpec, Provenance, ResolvedRules
+from finetune_hub.rules.lifecycle import lifecycle_notes
+from finetune_hub.rules.lifecycle import today as current_day
+from finetune_hub.rules.schema import (
+    BLOCK_FIELDS,
+    HyperparameterHint,
+    HyperparameterSpec,
+    Provenance,
+    ResolvedRules,
+    Source,
+)
 
-_META = {"extends", "source", "as_of", "unconfirmed"}
-_USER = Provenance(source="user override", as_of=dt.date.today())
+_META = {"extends", "source", "as_of", "unconfirmed", "note"}
+#: Model keys that describe its lifecycle; a provider-level key is the default for its models.
+LIFECYCLE_KEYS = (
+    "deprecated_on",
+    "new_jobs_end",
+    "shutdown_on",
+    "restricted_on",
+    "restriction",
+    "replacement",
+    "lifecycle_note",
+)
+
+
+def _user(what: str = "user override") -> Provenance:
+    return Provenance(sources=(Source(title=what),), as_of=current_day())
 
 
 class Catalog:
@@ -61,7 +85,9 @@ class Catalog:
         base = self.provider_data(name)
         _merge(base, data, str(path))
 
-    def override(self, provider: str, model: str | None = None, method: str | None = None, **fields: Any) -> None:
+    def override(
+        self, provider: str, model: str | None = None, method: str | None = None, **fields: Any
+    ) -> None:
         """Override rule fields for a model (or the provider's generic rules when `model` is None).
 
         >>> override("openai", "gpt-4.1-mini", max_tokens_per_example=50_000)  # doctest: +SKIP
@@ -69,7 +95,9 @@ class Catalog:
         self.provider_data(provider)
         bad = sorted(set(fields) - BLOCK_FIELDS)
         if bad:
-            raise RulesError(f"unknown rule field(s) {', '.join(bad)}; known: {', '.join(sorted(BLOCK_FIELDS))}")
+            raise RulesError(
+                f"unknown rule field(s) {', '.join(bad)}; known: {', '.join(sorted(BLOCK_FIELDS))}"
+            )
         canonical = self._find_model(provider, model)[0] if model else None
         key = (provider, canonical.get("id") if canonical else model, method)
         self._overrides.setdefault(key, {}).update(fields)
@@ -89,7 +117,12 @@ class Catalog:
         >>> add_model("bedrock", "amazon.nova-2-lite-v1:0:256k", like="amazon.nova-lite-v1:0:300k")  # doctest: +SKIP
         """
         data = self.provider_data(provider)
-        entry: dict[str, Any] = {"id": model_id, "aliases": list(aliases), "source": "user", "as_of": dt.date.today()}
+        entry: dict[str, Any] = {
+            "id": model_id,
+            "aliases": list(aliases),
+            "source": "user",
+            "as_of": current_day(),
+        }
         if like:
             found, _ = self._find_model(provider, like)
             if found is None:
@@ -106,11 +139,21 @@ class Catalog:
 
     # -- resolving --------------------------------------------------------------------------
     def resolve(
-        self, provider: str, base_model: str, method: str = "sft", *, today: dt.date | None = None
+        self,
+        provider: str,
+        base_model: str,
+        method: str = "sft",
+        *,
+        today: dt.date | None = None,
+        quotas: dict[str, Any] | None = None,
     ) -> tuple[ResolvedRules, list[Issue]]:
-        """Flatten the rules for one job; returns them with model-level notices as `Issue`s."""
+        """Flatten the rules for one job; returns them with model-level notices as `Issue`s.
+
+        `today` defaults to `FINETUNE_HUB_TODAY` or the real date; `quotas` are the user's raised
+        default quotas (`{"max_training_records": 20000}`).
+        """
         data = self.provider_data(provider)
-        today = today or dt.date.today()
+        day = today or current_day()
         pinfo = data.get("provider", {})
         notes: list[Issue] = []
         model, via = self._find_model(provider, base_model)
@@ -125,20 +168,32 @@ class Catalog:
                 Issue(
                     code="unsupported_method",
                     field="method",
-                    message=f"{pinfo.get('display_name', provider)} {base_model} does not support method "
-                    f"{method!r}; supported: {', '.join(supported) or 'none'}",
+                    message=f"{pinfo.get('display_name', provider)} {base_model} does not support "
+                    f"method {method!r}; supported: {', '.join(supported) or 'none'}",
                 )
             )
-            block_name = _first(model.get("methods", {}).values()) if model else _first(data.get("generic", {}).values())
+            block_name = (
+                _first(model.get("methods", {}).values())
+                if model
+                else _first(data.get("generic", {}).values())
+            )
         values, prov = self._flatten_block(provider, block_name) if block_name else ({}, {})
         if model is not None:
-            _apply(values, prov, model.get("overrides", {}), _provenance(model, "overrides"))
+            _apply(
+                values,
+                prov,
+                model.get("overrides", {}),
+                self._provenance(provider, model, "overrides"),
+            )
         for key in ((provider, None, None), (provider, None, method)) + (
             ((provider, model["id"], None), (provider, model["id"], method)) if model else ()
         ):
-            _apply(values, prov, self._overrides.get(key, {}), _USER)
+            fields = self._overrides.get(key, {})
+            _apply(values, prov, fields, _user())
+            if "quotas" in values and "quotas" not in fields:  # your own value is a hard limit
+                values["quotas"] = {k: v for k, v in values["quotas"].items() if k not in fields}
         values["hyperparameters"] = self._hyperparameters(provider, values.get("hyperparameters"))
-        ident = {
+        ident: dict[str, Any] = {
             "provider": provider,
             "provider_display_name": pinfo.get("display_name", provider),
             "model_id": model["id"] if model else None,
@@ -146,20 +201,94 @@ class Catalog:
             "method": method,
             "model_status": model.get("status", "active") if model else "generic",
             "status_note": model.get("status_note", "") if model else "",
-            "deprecated_on": model.get("deprecated_on") if model else None,
-            "shutdown_on": model.get("shutdown_on") if model else None,
-            "new_jobs_end": pinfo.get("new_jobs_end"),
+            "quota_help": pinfo.get("quota_help", ""),
+            "hyperparameter_hints": self._hints(provider),
         }
         if model is not None:
-            for k in ("deprecated_on", "shutdown_on", "model_status"):
-                prov[k] = _provenance(model, "status" if k == "model_status" else k)
-        prov["new_jobs_end"] = _provenance(pinfo, "new_jobs_end")
+            prov["model_status"] = self._provenance(provider, model, "status")
+        self._lifecycle(provider, pinfo, model, ident, prov)
         try:
             rules = ResolvedRules(**ident, **values, provenance=prov)
         except PydanticValidationError as exc:
-            raise RulesError(f"{provider} rules for {base_model} ({method}) are malformed: {exc}") from None
-        notes.extend(_lifecycle_notes(rules, via, today))
+            raise RulesError(
+                f"{provider} rules for {base_model} ({method}) are malformed: {exc}"
+            ) from None
+        if quotas:
+            rules, quota_notes = _declare_quotas(rules, quotas)
+            notes.extend(quota_notes)
+        alternatives = self._still_accepted(provider, method, day) if model else []
+        notes.extend(lifecycle_notes(rules, via, day, alternatives))
         return rules, notes
+
+    def _lifecycle(
+        self,
+        provider: str,
+        pinfo: dict[str, Any],
+        model: dict[str, Any] | None,
+        ident: dict[str, Any],
+        prov: dict[str, Provenance],
+    ) -> None:
+        """Lifecycle keys: the model's own, else the provider-wide default."""
+        for key in LIFECYCLE_KEYS:
+            toml_key = key
+            table: dict[str, Any] | None = None
+            if model is not None and key == "shutdown_on" and "retired_on" in model:
+                table, toml_key = model, "retired_on"
+                ident["shutdown_word"] = "retires"
+            elif model is not None and key in model:
+                table = model
+            elif key in pinfo:
+                table = pinfo
+            if table is None:
+                continue
+            ident[key] = table[toml_key]
+            prov[key] = self._provenance(provider, table, toml_key)
+
+    def _still_accepted(self, provider: str, method: str, day: dt.date) -> list[str]:
+        """Models of the provider that take `method` and whose dates have not passed on `day`."""
+        pinfo = self.provider_data(provider).get("provider", {})
+        out = []
+        for m in self.models(provider):
+            if method not in m.get("methods", {}):
+                continue
+            ends = [m.get(k, pinfo.get(k)) for k in ("new_jobs_end", "shutdown_on", "retired_on")]
+            if all(d is None or d > day for d in ends):
+                out.append(m["id"])
+        return out
+
+    def facts(self, provider: str) -> list[tuple[str, Provenance]]:
+        """Every table of the provider's rules with its provenance: `[provider]`, blocks,
+        hyperparameter specs, hints and models, as `(where, provenance)`.
+
+        >>> [w for w, p in Catalog().facts("openai")][:2]  # doctest: +SKIP
+        ['[provider]', 'blocks.base']
+        """
+        data = self.provider_data(provider)
+        out = [("[provider]", self._provenance(provider, data.get("provider", {}), None))]
+        for name, block in data.get("blocks", {}).items():
+            out.append((f"blocks.{name}", self._provenance(provider, block, None)))
+        for set_name, entries in data.get("hyperparameters", {}).items():
+            for param, spec in entries.items():
+                if param != "extends" and isinstance(spec, dict):
+                    where = f"hyperparameters.{set_name}.{param}"
+                    out.append((where, self._provenance(provider, spec, None)))
+        for name, hint in data.get("hyperparameter_hints", {}).items():
+            out.append((f"hyperparameter_hints.{name}", self._provenance(provider, hint, None)))
+        for model in data.get("models", []):
+            out.append((f"model {model['id']}", self._provenance(provider, model, None)))
+        return out
+
+    def stale(
+        self, days: int, providers: list[str] | None = None, *, today: dt.date | None = None
+    ) -> list[tuple[str, str, Provenance]]:
+        """Facts read more than `days` days before `today`: `(provider, where, provenance)`."""
+        day = today or current_day()
+        return [
+            (p, where, prov)
+            for p in providers or list(registry.names())
+            for where, prov in self.facts(p)
+            if (day - prov.as_of).days > days
+        ]
 
     def model_ids(self, provider: str) -> list[str]:
         return [m["id"] for m in self.provider_data(provider).get("models", [])]
@@ -182,7 +311,9 @@ class Catalog:
                 return found, name
         return None, None
 
-    def _flatten_block(self, provider: str, name: str) -> tuple[dict[str, Any], dict[str, Provenance]]:
+    def _flatten_block(
+        self, provider: str, name: str
+    ) -> tuple[dict[str, Any], dict[str, Provenance]]:
         blocks = self.provider_data(provider).get("blocks", {})
         chain: list[dict[str, Any]] = []
         seen: set[str] = set()
@@ -205,10 +336,47 @@ class Catalog:
                 raise RulesError(f"{provider}: block has unknown field(s) {sorted(unknown)}")
             for key, value in fields.items():
                 values[key] = value
-                prov[key] = _provenance(block, key)
+                prov[key] = self._provenance(provider, block, key)
         return values, prov
 
-    def _hyperparameters(self, provider: str, set_name: str | None) -> dict[str, HyperparameterSpec]:
+    def _provenance(self, provider: str, table: dict[str, Any], key: str | None) -> Provenance:
+        """The provenance of `key` in `table` (or of the whole table when `key` is None)."""
+        unconfirmed = table.get("unconfirmed", False)
+        confirmed = not (unconfirmed is True or (key is not None and key in (unconfirmed or ())))
+        return Provenance(
+            sources=self.sources(provider, table.get("source")),
+            as_of=table.get("as_of", dt.date(1970, 1, 1)),
+            confirmed=confirmed,
+            note="" if confirmed else table.get("note", ""),
+        )
+
+    def sources(self, provider: str, ref: str | list[str] | None) -> tuple[Source, ...]:
+        """Source keys (`"aws-prep"`) to pages; text that is no key is kept as a title."""
+        known = self.provider_data(provider).get("sources", {})
+        refs = [ref] if isinstance(ref, str) else list(ref or [])
+        out = []
+        for r in refs:
+            entry = known.get(r)
+            out.append(
+                Source(title=entry["title"], url=entry.get("url")) if entry else Source(title=r)
+            )
+        return tuple(out)
+
+    def _hints(self, provider: str) -> dict[str, HyperparameterHint]:
+        hints = self.provider_data(provider).get("hyperparameter_hints", {})
+        try:
+            return {
+                name: HyperparameterHint(
+                    use=h.get("use"), note=h["note"], provenance=self._provenance(provider, h, None)
+                )
+                for name, h in hints.items()
+            }
+        except (KeyError, PydanticValidationError) as exc:
+            raise RulesError(f"{provider}: a hyperparameter hint is malformed: {exc}") from None
+
+    def _hyperparameters(
+        self, provider: str, set_name: str | None
+    ) -> dict[str, HyperparameterSpec]:
         if not set_name:
             return {}
         sets = self.provider_data(provider).get("hyperparameters", {})
@@ -230,9 +398,13 @@ class Catalog:
                     continue
                 body = {k: v for k, v in spec.items() if k not in _META}
                 try:
-                    specs[name] = HyperparameterSpec(name=name, provenance=_provenance(spec, None), **body)
+                    specs[name] = HyperparameterSpec(
+                        name=name, provenance=self._provenance(provider, spec, None), **body
+                    )
                 except PydanticValidationError as exc:
-                    raise RulesError(f"{provider}: hyperparameter {current}.{name} is malformed: {exc}") from None
+                    raise RulesError(
+                        f"{provider}: hyperparameter {current}.{name} is malformed: {exc}"
+                    ) from None
         return specs
 
 
@@ -243,11 +415,15 @@ def default_catalog() -> Catalog:
     return Catalog()
 
 
-def resolve(provider: str, base_model: str, method: str = "sft", **kw: Any) -> tuple[ResolvedRules, list[Issue]]:
+def resolve(
+    provider: str, base_model: str, method: str = "sft", **kw: Any
+) -> tuple[ResolvedRules, list[Issue]]:
     return default_catalog().resolve(provider, base_model, method, **kw)
 
 
-def override(provider: str, model: str | None = None, method: str | None = None, **fields: Any) -> None:
+def override(
+    provider: str, model: str | None = None, method: str | None = None, **fields: Any
+) -> None:
     default_catalog().override(provider, model, method, **fields)
 
 
@@ -271,7 +447,11 @@ def _read_rules(entry: registry.ProviderEntry) -> dict[str, Any]:
     where = f"finetune_hub/rules/{entry.rules}" if packaged else entry.rules
     try:
         if packaged:
-            text = resources.files("finetune_hub.rules").joinpath(entry.rules).read_text(encoding="utf-8")
+            text = (
+                resources.files("finetune_hub.rules")
+                .joinpath(entry.rules)
+                .read_text(encoding="utf-8")
+            )
         else:
             text = Path(entry.rules).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -282,20 +462,16 @@ def _read_rules(entry: registry.ProviderEntry) -> dict[str, Any]:
         raise RulesError(f"{where}: {exc}") from None
 
 
-def _provenance(table: dict[str, Any], key: str | None) -> Provenance:
-    unconfirmed = table.get("unconfirmed", False)
-    confirmed = not (unconfirmed is True or (key is not None and key in (unconfirmed or ())))
-    return Provenance(source=table.get("source", "unknown"), as_of=table.get("as_of", dt.date(1970, 1, 1)), confirmed=confirmed)
-
-
-def _apply(values: dict[str, Any], prov: dict[str, Provenance], fields: dict[str, Any], p: Provenance) -> None:
+def _apply(
+    values: dict[str, Any], prov: dict[str, Provenance], fields: dict[str, Any], p: Provenance
+) -> None:
     for key, value in fields.items():
         values[key] = value
         prov[key] = p
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any], origin: str) -> None:
-    for section in ("blocks", "hyperparameters", "generic"):
+    for section in ("blocks", "hyperparameters", "generic", "sources", "hyperparameter_hints"):
         base.setdefault(section, {}).update(extra.get(section, {}))
     base.setdefault("provider", {}).update(extra.get("provider", {}))
     new = {m["id"]: m for m in extra.get("models", [])}
@@ -318,35 +494,46 @@ def _unknown_model(provider: str, name: str, known: list[str]) -> Issue:
     )
 
 
-def _lifecycle_notes(rules: ResolvedRules, fine_tuned_from: str | None, today: dt.date) -> list[Issue]:
+def _declare_quotas(
+    rules: ResolvedRules, quotas: dict[str, Any]
+) -> tuple[ResolvedRules, list[Issue]]:
+    """Apply the user's declared account quotas: every field tied to the same provider quota
+    takes the declared value. Keys that name no default quota get a warning."""
     notes: list[Issue] = []
-    name = rules.model_id or rules.requested_model
-    if rules.model_status in ("legacy", "deprecated"):
-        notes.append(
-            Issue(
-                code=f"model_{rules.model_status}",
-                severity=Severity.WARNING,
-                field="base_model",
-                message=f"{name} is {rules.model_status}" + (f": {rules.status_note}" if rules.status_note else "")
-                + f" ({rules.cite('model_status')})",
+    values: dict[str, int] = {}
+    prov = dict(rules.provenance)
+    where = f"{rules.provider_display_name} {rules.model_id or rules.requested_model}"
+    declarable = ", ".join(sorted(rules.quotas)) or "none"
+    for key, raw in quotas.items():
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+            notes.append(
+                Issue(
+                    code="invalid_quota",
+                    field=f"quotas.{key}",
+                    message=f"quota {key}={raw!r} must be a positive whole number",
+                )
             )
-        )
-    for field, code, what in (
-        ("shutdown_on", "model_shutdown", f"{name} shuts down"),
-        ("new_jobs_end", "fine_tuning_ending", f"{rules.provider_display_name} stops accepting new fine-tuning jobs"),
-    ):
-        date = getattr(rules, field)
-        if date is None:
             continue
-        passed = date <= today
-        severity = Severity.ERROR if passed and rules.confirmed(field) else Severity.WARNING
-        tense = "since" if passed else "on"
-        notes.append(
-            Issue(
-                code=code if passed else code + "_announced",
-                severity=severity,
-                field="base_model",
-                message=f"{what} {tense} {date.isoformat()} ({rules.cite(field)})",
+        if key not in rules.quotas:
+            kind = "not a rule" if key not in BLOCK_FIELDS else f"a {rules.limit_kind(key)} limit"
+            notes.append(
+                Issue(
+                    code="quota_not_applicable",
+                    severity=Severity.WARNING,
+                    field=f"quotas.{key}",
+                    message=f"{key} is {kind} for {where}, not a default account quota, so the "
+                    f"declared value changes nothing; quotas you can declare here: {declarable}",
+                )
             )
-        )
-    return notes
+            continue
+        name = rules.quotas[key]
+        for field, quota in rules.quotas.items():
+            if quota == name:
+                values[field] = raw
+                prov[field] = _user(f"your declared quota {name!r} = {raw:,}")
+    if not values:
+        return rules, notes
+    update: dict[str, Any] = dict(values)
+    update["declared_quotas"] = {**rules.declared_quotas, **values}
+    update["provenance"] = prov
+    return rules.model_copy(update=update), notes

@@ -1,7 +1,13 @@
 """Typed shapes of the rules data (see docs/rules.md for the TOML layout).
 
-Every fact carries where it comes from: a `Provenance` with `source`, `as_of` and whether it is
-confirmed. Checks built on unconfirmed facts report warnings, never errors.
+Every fact carries where it comes from: a `Provenance` with the sources a user can open (page
+title and URL), the date they were read (`as_of`) and whether the fact is confirmed. Checks
+built on unconfirmed facts report warnings, never errors.
+
+>>> p = Provenance(sources=(Source(title="Deprecations", url="https://example.com/d"),),
+...                as_of=dt.date(2026, 11, 30))
+>>> p.cite()
+'source: Deprecations <https://example.com/d>, read 2026-11-30'
 """
 
 from __future__ import annotations
@@ -15,19 +21,52 @@ from finetune_hub.data.formats import DataFormat
 
 Method = str  # "sft", "dpo", "rft", "rlhf", "continued-pretraining", "distillation"
 
+#: What a limit is: a hard limit (error), a default account quota (error unless the user
+#: declares a raised quota), or an unconfirmed figure (warning).
+LimitKind = Literal["hard", "quota", "unconfirmed"]
 
-class Provenance(BaseModel):
-    """Where a fact comes from. `confirmed=False` marks an UNCONFIRMED fact."""
+
+class Source(BaseModel):
+    """A page a user can open: its title and URL (no URL for user overrides and team notes).
+
+    >>> Source(title="Model lifecycle", url="https://example.com/m").link()
+    'Model lifecycle <https://example.com/m>'
+    """
 
     model_config = ConfigDict(frozen=True)
 
-    source: str
+    title: str
+    url: str | None = None
+
+    def link(self) -> str:
+        return f"{self.title} <{self.url}>" if self.url else self.title
+
+
+class Provenance(BaseModel):
+    """Where a fact comes from. `confirmed=False` marks an UNCONFIRMED fact; `note` says why.
+
+    >>> Provenance(sources=(Source(title="team policy"),), as_of=dt.date(2026, 11, 1),
+    ...            confirmed=False, note="no public page states it").cite()
+    'UNCONFIRMED (no public page states it), source: team policy, read 2026-11-01'
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    sources: tuple[Source, ...] = ()
     as_of: dt.date
     confirmed: bool = True
+    note: str = ""
+
+    @property
+    def source(self) -> str:
+        """The sources as one readable string (titles with their URLs)."""
+        return "; ".join(s.link() for s in self.sources) or "unknown"
 
     def cite(self) -> str:
-        flag = "" if self.confirmed else "UNCONFIRMED, "
-        return f"{flag}source: {self.source}, as of {self.as_of.isoformat()}"
+        flag = ""
+        if not self.confirmed:
+            flag = "UNCONFIRMED" + (f" ({self.note})" if self.note else "") + ", "
+        return f"{flag}source: {self.source}, read {self.as_of.isoformat()}"
 
 
 class HyperparameterSpec(BaseModel):
@@ -65,6 +104,22 @@ class HyperparameterSpec(BaseModel):
         return text + (f" or {self.auto_value!r}" if self.auto else "")
 
 
+class HyperparameterHint(BaseModel):
+    """What to say when a user passes a name the backend does not take (`max_steps`, an absolute
+    `learning_rate` where the backend takes a multiplier, ...). `use` names the parameter to use
+    instead, when there is one.
+
+    >>> HyperparameterHint(use="batch_size", note="TRL's name for the batch size").use
+    'batch_size'
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    use: str | None = None
+    note: str
+    provenance: Provenance
+
+
 class BatchTokenLimit(BaseModel):
     """Per-record token budget that depends on the batch size (Titan Text)."""
 
@@ -97,8 +152,16 @@ class ResolvedRules(BaseModel):
     model_status: Literal["active", "legacy", "deprecated", "generic"] = "active"
     status_note: str = ""
     deprecated_on: dt.date | None = None
-    shutdown_on: dt.date | None = None
-    new_jobs_end: dt.date | None = None
+    shutdown_on: dt.date | None = None  # the model shuts down (is retired); TOML `retired_on` too
+    shutdown_word: Literal["shuts down", "retires"] = "shuts down"
+    new_jobs_end: dt.date | None = None  # no new fine-tuning jobs from this date on
+    restricted_on: dt.date | None = None  # from this date only some customers may fine-tune
+    restriction: str = ""  # who still may, from `restricted_on` on
+    replacement: str = ""  # the provider's named successor
+    lifecycle_note: str = ""  # shown with every lifecycle notice
+    quota_help: str = ""  # how to raise a default account quota at this provider
+    declared_quotas: dict[str, int] = Field(default_factory=dict)  # quotas the user declared
+    hyperparameter_hints: dict[str, HyperparameterHint] = Field(default_factory=dict)
 
     formats: list[DataFormat] = Field(default_factory=list)
     tokenizer: str = "chars:4:1"
@@ -129,8 +192,13 @@ class ResolvedRules(BaseModel):
     suffix_max_chars: int | None = None
     suffix_pattern: str | None = None
     severity: dict[str, Literal["error", "warning", "ignore"]] = Field(default_factory=dict)
-    auto_epochs: dict[str, int] | None = None  # OpenAI's "auto" heuristic (base, min_target, max_target, max)
-    hosting_usd_per_hour: dict[str, float] = Field(default_factory=dict)  # deployment SKU (lower case) -> $/hour
+    quotas: dict[str, str] = Field(default_factory=dict)  # field -> the provider's quota name
+    auto_epochs: dict[str, int] | None = (
+        None  # OpenAI's "auto" heuristic (base, min_target, max_target, max)
+    )
+    hosting_usd_per_hour: dict[str, float] = Field(
+        default_factory=dict
+    )  # deployment SKU (lower case) -> $/hour
 
     hyperparameters: dict[str, HyperparameterSpec] = Field(default_factory=dict)
     provenance: dict[str, Provenance] = Field(default_factory=dict)
@@ -142,6 +210,25 @@ class ResolvedRules(BaseModel):
     def confirmed(self, field: str) -> bool:
         p = self.provenance.get(field)
         return p is None or p.confirmed
+
+    def limit_kind(self, field: str) -> LimitKind:
+        """ "hard" (error), "quota" (a default account quota: error unless raised) or
+        "unconfirmed" (warning). A quota the user declared counts as a hard limit at its value."""
+        if not self.confirmed(field):
+            return "unconfirmed"
+        if field in self.quotas and field not in self.declared_quotas:
+            return "quota"
+        return "hard"
+
+    def quota_text(self, field: str) -> str:
+        """What to tell a user who is over a default quota: its name and how to raise it."""
+        name = self.quotas.get(field, field)
+        how = f" {self.quota_help}" if self.quota_help else ""
+        return (
+            f"this is {self.provider_display_name}'s default account quota {name!r}, not a hard "
+            f"limit.{how} Then declare the raised value: quotas={{{field!r}: N}} "
+            f"(command line: --quota {field}=N)"
+        )
 
     def token_limit(self, batch_size: int | None = None) -> int | None:
         """The per-example token cap, narrowed by a batch-size table when there is one."""
@@ -168,4 +255,12 @@ BLOCK_FIELDS = frozenset(ResolvedRules.model_fields) - {
     "deprecated_on",
     "shutdown_on",
     "new_jobs_end",
+    "shutdown_word",
+    "restricted_on",
+    "restriction",
+    "replacement",
+    "lifecycle_note",
+    "quota_help",
+    "declared_quotas",
+    "hyperparameter_hints",
 }
