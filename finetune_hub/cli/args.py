@@ -10,8 +10,8 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-
     pass
+
 
 class UsageError(Exception):
     """A command-line argument that argparse accepted but the command cannot use."""
@@ -38,6 +38,18 @@ def parse_hp(text: str) -> tuple[str, Any]:
     return key.strip(), parse_value(value.strip())
 
 
+def parse_quota(text: str) -> tuple[str, int]:
+    """`--quota max_training_records=20000` -> ("max_training_records", 20000); an argparse `type`.
+
+    >>> parse_quota("max_total_records=20000")
+    ('max_total_records', 20000)
+    """
+    key, value = parse_hp(text)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise argparse.ArgumentTypeError(f"expected KEY=N with a whole number N >= 1, got {text!r}")
+    return key, value
+
+
 def parse_size(text: str) -> float | int:
     """`--validation-size`: a fraction (0.1) or a record count (200)."""
     value = parse_value(text)
@@ -51,5 +63,3 @@ def positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return int(text)
-
-

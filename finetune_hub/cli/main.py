@@ -4,6 +4,8 @@
     finetune-hub convert chat.jsonl gemini.jsonl --to gemini
     finetune-hub split all.jsonl train.jsonl valid.jsonl --provider bedrock --model amazon.titan-text-lite-v1
     finetune-hub rules --provider bedrock --model amazon.titan-text-lite-v1
+    finetune-hub rules --stale 30
+    finetune-hub rules check --live --provider bedrock
 
 Exit codes: 0 success, 1 the data breaks the backend's rules, 2 usage error or a file/provider
 that cannot be used. Output is coloured in a terminal and plain text when piped or NO_COLOR is set.
@@ -17,14 +19,23 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from finetune_hub.cli.args import UsageError, parse_hp, parse_size, parse_value, positive_int
+from finetune_hub.cli.args import (
+    UsageError,
+    parse_hp,
+    parse_quota,
+    parse_size,
+    parse_value,
+    positive_int,
+)
 from finetune_hub.cli.render import (
     line,
     make_console,
     new_table,
+    print_live_diff,
     print_models,
     print_report,
     print_rules,
+    print_stale,
 )
 
 if TYPE_CHECKING:
@@ -32,6 +43,8 @@ if TYPE_CHECKING:
 
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from finetune_hub import __version__
@@ -52,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hp", action="append", type=parse_hp, default=[], metavar="K=V", help=hp_help)
     p.add_argument("--format", help="data format (default: detected), see `formats`")
     p.add_argument("--suffix", help="fine-tuned model name suffix to check")
+    quota_help = "your account's raised default quota, repeatable (max_training_records=20000)"
+    p.add_argument(
+        "--quota", action="append", type=parse_quota, default=[], metavar="K=N", help=quota_help
+    )
     p.add_argument("--tokenizer", metavar="SPEC", help="o200k_base, chars:4:1, hf:PATH, ...")
     p.add_argument(
         "--workers", type=positive_int, default=1, metavar="N", help="processes for big files"
@@ -85,10 +102,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target(p, required=False)
     p.set_defaults(handler=cmd_split)
 
-    p = sub.add_parser("rules", help="list a provider's models or show one model's rules")
-    p.add_argument("--provider", required=True, metavar="P")
+    p = sub.add_parser(
+        "rules",
+        help="list a provider's models, show one model's rules, list stale facts, or check live",
+        description="Without an action: list the models (or, with --model, one model's rules). "
+        "`rules check --live --provider P` asks the provider what it can tune today and prints "
+        "the differences from the rules data.",
+    )
+    p.add_argument("action", nargs="?", choices=["check"], help="check: compare with the provider")
+    p.add_argument("--provider", metavar="P", help="openai, azure-openai, bedrock, ...")
     p.add_argument("--model", metavar="M", help="show this model's resolved rules")
     p.add_argument("--method", default="sft", help="training method (default: sft)")
+    p.add_argument(
+        "--stale", type=int, metavar="DAYS", help="list facts read more than DAYS days ago"
+    )
+    p.add_argument("--live", action="store_true", help="with check: ask the provider's API")
+    option_help = "provider option for --live, repeatable (region=us-east-1)"
+    p.add_argument(
+        "--option", action="append", type=parse_hp, default=[], metavar="K=V", help=option_help
+    )
     p.set_defaults(handler=cmd_rules)
 
     sub.add_parser("formats", help="list the data formats").set_defaults(handler=cmd_formats)
@@ -123,6 +155,7 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
         tokenizer=args.tokenizer,
         max_issues_per_code=args.max_issues,
         workers=args.workers,
+        quotas=dict(args.quota) or None,
     )
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
@@ -178,15 +211,60 @@ def cmd_split(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_rules(args: argparse.Namespace, console: Console) -> int:
-    """List a provider's models, or show one model's rules (exit 1 when a notice is an error)."""
+    """List a provider's models, show one model's rules (exit 1 when a notice is an error), list
+    facts read more than --stale DAYS ago, or `check --live` against the provider (exit 1 on a
+    difference)."""
     from finetune_hub.rules import default_catalog, resolve
+    from finetune_hub.rules.lifecycle import today
 
+    catalog = default_catalog()
+    if args.action == "check":
+        if not args.live:
+            raise UsageError("rules check needs --live (the only check there is: ask the provider)")
+        if args.provider is None:
+            raise UsageError("rules check --live needs --provider P")
+        return _live_check(args, console)
+    if args.stale is not None:
+        if args.stale < 0:
+            raise UsageError("--stale takes a number of days, 0 or more")
+        providers = [args.provider] if args.provider else None
+        print_stale(catalog.stale(args.stale, providers), args.stale, today(), console)
+        return EXIT_OK
+    if args.provider is None:
+        raise UsageError("rules needs --provider P (or --stale DAYS)")
     if args.model is None:
-        print_models(args.provider, default_catalog().models(args.provider), console)
+        print_models(args.provider, catalog, console)
         return EXIT_OK
     rules, notes = resolve(args.provider, args.model, args.method)
     print_rules(rules, notes, console)
     return EXIT_INVALID if any(n.is_error for n in notes) else EXIT_OK
+
+
+def _live_check(args: argparse.Namespace, console: Console) -> int:
+    """Ask the provider's backend what it can tune today (`tunable_models()`) and print the
+    differences from the rules data; exit 1 when there is one, 2 when there is no such API."""
+    from finetune_hub import registry
+    from finetune_hub.rules.live import diff_tunable
+
+    entry = registry.entry(args.provider)
+    if entry.backend is None:
+        line(
+            console,
+            f"{entry.display_name}: finetune_hub has no backend for it yet, so no live check",
+        )
+        return EXIT_USAGE
+    backend_cls = entry.load(entry.backend)
+    lister = getattr(backend_cls, "tunable_models", None)
+    if lister is None:
+        line(console, f"{entry.display_name}: the backend does not implement tunable_models()")
+        return EXIT_USAGE
+    tunable = backend_cls(dict(args.option)).tunable_models()
+    if tunable is None:
+        line(console, f"{entry.display_name} has no API that lists the models it can fine-tune")
+        return EXIT_USAGE
+    diff = diff_tunable(args.provider, tunable)
+    print_live_diff(diff, entry.display_name, console)
+    return EXIT_OK if diff.agrees else EXIT_INVALID
 
 
 def cmd_formats(args: argparse.Namespace, console: Console) -> int:

@@ -18,10 +18,16 @@ PIPED_WIDTH = 120
 
 #: Rule fields `rules --model` shows on their own lines rather than in the limits table.
 SHOWN_APART = frozenset(
-    {"formats", "tokenizer", "message_overhead", "reply_overhead", "roles", "hyperparameters"}
+    {
+        "formats",
+        "tokenizer",
+        "message_overhead",
+        "reply_overhead",
+        "roles",
+        "hyperparameters",
+        "quotas",
+    }
 )
-
-
 
 
 def line(console: Console, text: str, style: str = "") -> None:
@@ -76,49 +82,173 @@ def _where(issue: Issue, training_path: str) -> str:
     return line
 
 
-def print_models(provider: str, models: list[dict[str, Any]], console: Console) -> None:
-    """One row per model the provider's rules list."""
+def print_models(provider: str, catalog: Any, console: Console) -> None:
+    """One row per model the provider's rules list, with its lifecycle dates."""
+    models = catalog.models(provider)
     if not models:
         line(console, f"{provider}: no models listed; its generic rules apply to any model")
         return
-    table = new_table("id", "aliases", "status", "methods", "shutdown", title=f"{provider} models")
+    pinfo = catalog.provider_data(provider).get("provider", {})
+    headers = ("id", "aliases", "status", "methods", "new jobs end", "shutdown", "replacement")
+    table = new_table(*headers, title=f"{provider} models")
     for m in models:
         status = m.get("status", "active")
         aliases, methods = ", ".join(m.get("aliases", [])), ", ".join(m.get("methods", {}))
-        shutdown = str(m.get("shutdown_on") or "")
-        style = "" if status == "active" else "yellow"
-        table.add_row(m["id"], aliases, status, methods, shutdown, style=style)
+        end = str(m.get("new_jobs_end") or pinfo.get("new_jobs_end") or "")
+        shutdown = str(m.get("shutdown_on") or m.get("retired_on") or "")
+        style = "" if status == "active" and not shutdown else "yellow"
+        table.add_row(
+            m["id"], aliases, status, methods, end, shutdown, m.get("replacement", ""), style=style
+        )
     console.print(table)
 
 
 def print_rules(rules: ResolvedRules, notes: list[Issue], console: Console) -> None:
-    """Limits with their sources, formats, tokenizer, roles, hyperparameters and notices."""
+    """Limits (with their kind: hard limit, default quota or unconfirmed), formats, tokenizer,
+    roles, hyperparameters, lifecycle dates, notices, and every source as a link."""
+    refs: dict[Any, int] = {}
+
+    def ref(prov: Any) -> str:
+        if prov is None:
+            return "finetune_hub default"
+        nums = []
+        for src in prov.sources:
+            refs.setdefault(src, len(refs) + 1)
+            nums.append(f"[{refs[src]}]")
+        return " ".join(nums) + f" read {prov.as_of}"
+
     name = rules.model_id or f"{rules.requested_model} (not listed: generic rules)"
     if rules.model_id and rules.requested_model != rules.model_id:
         name += f" (requested as {rules.requested_model})"
     head = f"{rules.provider_display_name} {name} ({rules.method}), status: {rules.model_status}"
     line(console, head, "bold")
-    limits = new_table("rule", "value", "source", title="limits")
+    limits = new_table("rule", "value", "kind", "sources", title="limits")
     for field in _limit_fields(rules):
+        kind = _KIND_TEXT[rules.limit_kind(field)]
+        if kind == "hard limit" and not _is_limit(field):
+            kind = "rule"
+        if field in rules.quotas and rules.limit_kind(field) == "quota":
+            kind += f": {rules.quotas[field]}"
+        elif field in rules.declared_quotas:
+            kind = "your declared quota"
         style = "" if rules.confirmed(field) else "yellow"
         value = _format_rule(field, getattr(rules, field))
-        limits.add_row(field, value, rules.cite(field), style=style)
+        limits.add_row(field, value, kind, ref(rules.provenance.get(field)), style=style)
     console.print(limits)
     formats = ", ".join(f"{f.value} ({f.label})" for f in rules.formats) or "none"
     line(console, f"formats: {formats}")
-    line(console, f"tokenizer: {_tokenizer_text(rules)}")
+    tok = rules.provenance.get("tokenizer")
+    line(console, f"tokenizer: {_tokenizer_text(rules)} {ref(tok)}")
     line(console, f"roles: {_roles_text(rules)}")
     if rules.hyperparameters:
-        hp = new_table("name", "provider name", "range", "default", "source", title="hyperparameters")
+        hp = new_table(
+            "name", "provider name", "range", "default", "sources", title="hyperparameters"
+        )
         for s in rules.hyperparameters.values():
             default = "" if s.default is None else str(s.default)
+            kind = "" if s.provenance.confirmed else "UNCONFIRMED "
             style = "" if s.provenance.confirmed else "yellow"
-            row = (s.name, s.provider_name, s.range_text(), default, s.provenance.cite())
-            hp.add_row(*row, style=style)
+            hp.add_row(
+                s.name,
+                s.provider_name,
+                s.range_text(),
+                default,
+                kind + ref(s.provenance),
+                style=style,
+            )
         console.print(hp)
+    for text, prov in _lifecycle_lines(rules):
+        line(console, f"{text} {ref(prov)}")
     for note in notes:
         text = f"{note.severity.value}: {note.message} [{note.code}]"
         line(console, text, "red" if note.is_error else "yellow")
+    if refs:
+        _print_sources(refs, console)
+
+
+_KIND_TEXT = {"hard": "hard limit", "quota": "default quota", "unconfirmed": "UNCONFIRMED"}
+
+
+def _is_limit(field: str) -> bool:
+    return field.startswith(("min_", "max_")) or field in ("batch_token_limits", "suffix_max_chars")
+
+
+def _lifecycle_lines(rules: ResolvedRules) -> list[tuple[str, Any]]:
+    out = []
+    for field, label in (
+        ("deprecated_on", "deprecated on"),
+        ("restricted_on", "restricted from"),
+        ("new_jobs_end", "new fine-tuning jobs end"),
+        ("shutdown_on", "shuts down" if rules.shutdown_word == "shuts down" else "retires"),
+    ):
+        value = getattr(rules, field)
+        if value is None:
+            continue
+        flag = "" if rules.confirmed(field) else " (UNCONFIRMED)"
+        extra = (
+            f" ({rules.restriction} only)" if field == "restricted_on" and rules.restriction else ""
+        )
+        out.append((f"lifecycle: {label} {value}{extra}{flag}", rules.provenance.get(field)))
+    if rules.replacement:
+        out.append(
+            (
+                f"lifecycle: replacement named by the provider: {rules.replacement}",
+                rules.provenance.get("replacement"),
+            )
+        )
+    return out
+
+
+def _print_sources(refs: dict[Any, int], console: Console) -> None:
+    """Every source once, numbered, its URL printed as a link."""
+    from rich.text import Text
+
+    line(console, "sources", "bold")
+    for src, n in refs.items():
+        text = Text(f"  [{n}] {src.title}")
+        if src.url:
+            text.append("\n      ")
+            text.append(src.url, style=f"link {src.url}" if src.url.startswith("http") else "")
+        console.print(text, soft_wrap=True)
+
+
+def print_stale(found: list[tuple[str, str, Any]], days: int, day: Any, console: Console) -> None:
+    """Facts read more than `days` days before `day`, oldest first, with their sources."""
+    if not found:
+        line(console, f"no fact was read more than {days} days before {day}")
+        return
+    table = new_table(
+        "provider",
+        "entry",
+        "read",
+        "days",
+        "sources",
+        title=f"facts read more than {days} days ago",
+    )
+    for provider, where, prov in sorted(found, key=lambda f: (f[2].as_of, f[0], f[1])):
+        links = "; ".join(s.url or s.title for s in prov.sources) or "unknown"
+        table.add_row(provider, where, str(prov.as_of), str((day - prov.as_of).days), links)
+    console.print(table)
+    line(
+        console,
+        f"{len(found)} fact(s); re-read their sources and update as_of in finetune_hub/rules/",
+    )
+
+
+def print_live_diff(diff: Any, display_name: str, console: Console) -> None:
+    """What the provider says it can tune today against the rules data."""
+    line(
+        console,
+        f"{display_name}: {len(diff.offered)} model(s) tunable per its API on {diff.day}",
+        "bold",
+    )
+    if diff.agrees:
+        line(console, f"the rules agree with the provider ({len(diff.matched)} model(s))", "green")
+        return
+    for text in diff.lines():
+        line(console, f"  {text}", "yellow")
+    if diff.matched:
+        line(console, f"agreeing: {', '.join(diff.matched)}")
 
 
 def _limit_fields(rules: ResolvedRules) -> list[str]:
@@ -166,7 +296,8 @@ def _format_rule(field: str, value: Any) -> str:
 def _tokenizer_text(rules: ResolvedRules) -> str:
     counts = ((rules.message_overhead, "message"), (rules.reply_overhead, "example"))
     extra = "".join(f", +{n} per {what}" for n, what in counts if n)
-    return f"{rules.tokenizer}{extra} ({rules.cite('tokenizer')})"
+    flag = "" if rules.confirmed("tokenizer") else " (UNCONFIRMED estimate)"
+    return f"{rules.tokenizer}{extra}{flag}"
 
 
 def _roles_text(rules: ResolvedRules) -> str:
@@ -186,5 +317,3 @@ def make_console() -> Console:
     width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH
     color = None if plain else "auto"
     return Console(highlight=False, markup=False, emoji=False, color_system=color, width=width)
-
-
