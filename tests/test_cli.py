@@ -197,20 +197,33 @@ def test_rules_lists_bedrock_models(capsys):
     assert "amazon.titan-text-lite" in out
 
 
-def test_rules_titan_record_caps_are_unconfirmed(capsys):
+def test_rules_tells_limit_kinds_apart_and_prints_every_source_as_a_link(capsys):
     bedrock_titan_or_skip()
     code, out, _ = run(
         capsys, "rules", "--provider", "bedrock", "--model", "amazon.titan-text-lite-v1"
     )
     assert code == 0
-    row = next(line for line in out.splitlines() if "max_training_records" in line)
-    assert "UNCONFIRMED" in row
+    row = next(line for line in out.splitlines() if line.startswith("max_training_records"))
+    assert "default quota" in row
+    row = next(line for line in out.splitlines() if line.startswith("max_tokens_per_example"))
+    assert "hard limit" in row
+    sources = out.split("\nsources\n", 1)[1].splitlines()
+    titles = [s for s in sources if s.lstrip().startswith("[")]
+    urls = [s.strip() for s in sources if not s.lstrip().startswith("[")]
+    assert titles and len(urls) == len(titles)
+    assert all(u.startswith("https://") for u in urls)
+    assert "AWS-PREP" not in out and "seed claim" not in out
 
 
 def test_rules_unknown_provider_exits_2(capsys):
     code, _, err = run(capsys, "rules", "--provider", "nope")
     assert code == 2
     assert "unknown provider" in err
+
+
+def test_rules_without_provider_is_a_usage_error(capsys):
+    code, _, err = run(capsys, "rules")
+    assert code == 2 and "--provider" in err
 
 
 def test_formats(capsys):

@@ -1,4 +1,5 @@
-"""The packaged rules data: every model resolves, every fact cites a source, key facts are right."""
+"""The packaged rules data: every model resolves, every fact cites a source a user can open (a
+URL and a title) with the date it was read, and key facts are right."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import datetime as dt
 import re
 import tomllib
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,11 +18,13 @@ from finetune_hub.rules.schema import BLOCK_FIELDS
 
 PROVIDERS = providers()
 METHODS = {"sft", "dpo", "rft", "rlhf", "continued-pretraining", "distillation"}
-META = {"extends", "source", "as_of", "unconfirmed"}
+META = {"extends", "source", "as_of", "unconfirmed", "note"}
 MODEL_KEYS = {
-    "id", "aliases", "status", "status_note", "deprecated_on", "shutdown_on", "methods", "overrides",
-    "source", "as_of", "unconfirmed",
+    "id", "aliases", "status", "status_note", "deprecated_on", "shutdown_on", "retired_on",
+    "new_jobs_end", "restricted_on", "restriction", "replacement", "lifecycle_note", "methods",
+    "overrides", "source", "as_of", "unconfirmed", "note",
 }  # fmt: skip
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def raw(provider: str) -> dict[str, Any]:
@@ -45,8 +49,21 @@ def hyperparameter_entries(data: dict[str, Any]) -> list[tuple[str, str, Any]]:
     ]
 
 
-def assert_provenance(table: dict[str, Any], where: str) -> None:
-    assert isinstance(table.get("source"), str) and table["source"].strip(), f"{where}: no source"
+def openable(url: str | None) -> bool:
+    """An https URL, or a file of this repository (finetune_hub's own docs)."""
+    return bool(url) and (url.startswith("https://") or (ROOT / url).is_file())
+
+
+def assert_provenance(table: dict[str, Any], where: str, sources: dict[str, Any]) -> None:
+    """`source` names source keys that resolve to a title and an openable URL; `as_of` is a date;
+    `unconfirmed` names keys the table sets; an unconfirmed table says why in `note`."""
+    ref = table.get("source")
+    refs = [ref] if isinstance(ref, str) else ref
+    assert refs and all(isinstance(r, str) for r in refs), f"{where}: no source"
+    for r in refs:
+        assert r in sources, f"{where}: source {r!r} is not a [sources] key"
+        assert sources[r].get("title"), f"{where}: source {r!r} has no title"
+        assert openable(sources[r].get("url")), f"{where}: source {r!r} has no URL a user can open"
     assert isinstance(table.get("as_of"), dt.date), f"{where}: as_of must be a TOML date"
     unconfirmed = table.get("unconfirmed", False)
     if isinstance(unconfirmed, list):
@@ -54,6 +71,10 @@ def assert_provenance(table: dict[str, Any], where: str) -> None:
         assert not missing, f"{where}: unconfirmed names keys the table does not set: {missing}"
     else:
         assert isinstance(unconfirmed, bool), f"{where}: unconfirmed must be true/false or a list"
+    if unconfirmed:
+        assert table.get("note", "").strip(), (
+            f"{where}: an unconfirmed fact needs a note saying why"
+        )
 
 
 # -- every model, every method ----------------------------------------------------------------
@@ -102,16 +123,39 @@ def test_every_block_and_hyperparameter_set_is_well_formed(provider):
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_every_fact_has_source_and_as_of(provider):
+def test_no_rules_entry_lacks_a_source_url_and_a_date(provider):
     data = raw(provider)
+    sources = data.get("sources", {})
+    assert_provenance(data["provider"], f"{provider} [provider]", sources)
     for name, block in data.get("blocks", {}).items():
-        assert_provenance(block, f"{provider} blocks.{name}")
+        assert_provenance(block, f"{provider} blocks.{name}", sources)
     for set_name, param, spec in hyperparameter_entries(data):
         if spec is False:
             continue
-        assert_provenance(spec, f"{provider} hyperparameters.{set_name}.{param}")
+        assert_provenance(spec, f"{provider} hyperparameters.{set_name}.{param}", sources)
+    for name, hint in data.get("hyperparameter_hints", {}).items():
+        assert_provenance(hint, f"{provider} hyperparameter_hints.{name}", sources)
     for model in data.get("models", []):
-        assert_provenance(model, f"{provider} model {model['id']}")
+        assert_provenance(model, f"{provider} model {model['id']}", sources)
+    for model, entry in data.get("provisioned_throughput", {}).items():  # printed as it is
+        assert "https://" in entry["source"] and isinstance(entry["as_of"], dt.date), model
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_user_facing_text_holds_no_internal_notes(provider):
+    """Messages quote sources, notes and status notes: no internal source codes or section refs."""
+    data = raw(provider)
+    texts = [s.get("title", "") for s in data.get("sources", {}).values()]
+    tables = list(data.get("blocks", {}).values()) + list(data.get("models", []))
+    tables += [spec for _, _, spec in hyperparameter_entries(data) if spec is not False]
+    tables += list(data.get("hyperparameter_hints", {}).values())
+    for table in tables:
+        texts += [
+            str(table.get(k, "")) for k in ("note", "status_note", "description", "restriction")
+        ]
+    internal = re.compile(r"§|\(A\d\)|\bA\d\b|seed claim|[A-Z]{2,}-[A-Z]{2,}(-[A-Z0-9]+)*\b")
+    leaks = [t for t in texts if internal.search(t)]
+    assert not leaks, f"{provider}: internal notes in user-facing text: {leaks}"
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -139,10 +183,13 @@ def test_unknown_model_gets_generic_rules_and_a_warning(provider):
 def test_titan_text_lite(name):
     rules, notes = resolve("bedrock", name, "sft")
     assert rules.model_id == "amazon.titan-text-lite-v1:0:4k"
-    assert rules.max_training_records == 10_000
-    assert rules.max_validation_records == 1_000
-    assert not rules.confirmed("max_training_records")
-    assert not rules.confirmed("max_validation_records")
+    # a default account quota over training + validation records, not a guess
+    assert (rules.max_training_records, rules.max_total_records) == (10_000, 10_000)
+    assert rules.max_validation_records is None
+    assert rules.limit_kind("max_training_records") == "quota"
+    assert rules.limit_kind("max_total_records") == "quota"
+    assert "Sum of training and validation records" in rules.quotas["max_training_records"]
+    assert "Service Quotas" in rules.quota_help
     assert rules.max_tokens_per_example == 4096
     assert rules.token_limit() == 4096
     assert rules.token_limit(batch_size=1) == 4096
@@ -219,24 +266,55 @@ def test_gemini_25_flash():
     assert rules.max_tokens_per_example == 131_072
     assert rules.confirmed("max_tokens_per_example")
     assert rules.max_validation_records == 5_000
+    assert rules.max_training_records == 10_000_000  # 10M text-only examples, not 1M
     assert rules.max_images_per_example == 30
     assert rules.roles.last == ["model"]
     assert rules.hyperparameters["adapter_size"].choices == [1, 2, 4, 8, 16]
     assert rules.hyperparameters["epochs"].provider_name == "epoch_count"
-    assert not notes
+    # its retirement date has passed on Google's page, but the versions of the page disagree
+    assert [(n.code, n.severity) for n in notes] == [("model_shutdown", Severity.WARNING)]
     dpo, _ = resolve("vertex", "gemini-2.5-flash", "dpo")
     assert [f.value for f in dpo.formats] == ["gemini_preference"]
     assert dpo.max_tokens_per_example == 131_072
     assert "beta" in dpo.hyperparameters
 
 
-def test_gemini_assumed_and_legacy_limits():
+def test_gemini_preference_tuning_only_on_25_flash_and_flash_lite():
+    assert set(
+        next(m for m in Catalog().models("vertex") if m["id"] == "gemini-2.5-pro")["methods"]
+    ) == {"sft"}
+    for model in ("gemini-2.5-flash", "gemini-2.5-flash-lite"):
+        _, notes = resolve("vertex", model, "dpo")
+        assert not any(n.code == "unsupported_method" for n in notes)
+    _, notes = resolve("vertex", "gemini-2.5-pro", "dpo")
+    assert any(n.code == "unsupported_method" for n in notes)
+
+
+def test_gemini_25_pro_and_3x():
     pro25, _ = resolve("vertex", "gemini-2.5-pro", "sft")
-    assert pro25.max_tokens_per_example == 131_072 and not pro25.confirmed("max_tokens_per_example")
-    pro15, notes = resolve("vertex", "gemini-1.5-pro", "sft")
-    assert pro15.max_tokens_per_example == 32_000
-    assert pro15.hyperparameters["adapter_size"].choices == [1, 4]
-    assert any(n.code == "model_legacy" for n in notes)
+    assert pro25.max_tokens_per_example == 131_072 and pro25.confirmed("max_tokens_per_example")
+    assert pro25.hyperparameters["adapter_size"].choices == [1, 2, 4, 8]
+    for model in ("gemini-3.5-flash", "gemini-3.1-flash-lite"):
+        rules, notes = resolve("vertex", model, "sft")
+        assert rules.max_tokens_per_example == 131_072
+        assert rules.hyperparameters["adapter_size"].choices == [1, 2, 4, 8, 16]
+        assert not notes
+
+
+@pytest.mark.parametrize(
+    ("model", "retired"),
+    [
+        ("gemini-2.0-flash-001", dt.date(2026, 2, 5)),
+        ("gemini-2.0-flash-lite-001", dt.date(2026, 2, 25)),
+        ("gemini-1.5-pro", dt.date(2025, 9, 24)),
+        ("gemini-1.5-flash", dt.date(2025, 9, 24)),
+    ],
+)
+def test_retired_gemini_models_are_refused(model, retired):
+    rules, notes = resolve("vertex", model, "sft")
+    assert rules.shutdown_on == retired
+    (shutdown,) = [n for n in notes if n.code == "model_shutdown"]
+    assert shutdown.is_error and str(retired) in shutdown.message
 
 
 def test_palm_rlhf():
@@ -246,7 +324,12 @@ def test_palm_rlhf():
     assert (hp["prompt_sequence_length"].max, hp["prompt_sequence_length"].default) == (8192, 512)
     assert (hp["target_sequence_length"].max, hp["target_sequence_length"].default) == (1024, 64)
     assert hp["kl_coeff"].default == 0.1
-    assert any(n.code == "model_legacy" for n in notes)
+    # PaLM: no new tuning from 2024-10-09, unreachable from 2025-04-09
+    assert (rules.new_jobs_end, rules.shutdown_on) == (dt.date(2024, 10, 9), dt.date(2025, 4, 9))
+    (shutdown,) = [n for n in notes if n.code == "model_shutdown"]
+    assert shutdown.is_error and "2025-04-09" in shutdown.message
+    _, notes = resolve("vertex", "chat-bison@001", "rlhf")
+    assert any(n.code == "unsupported_method" and n.is_error for n in notes)
 
 
 # -- Azure ------------------------------------------------------------------------------------
@@ -261,10 +344,25 @@ def test_azure_openai_suffix_rules():
 
 
 def test_azure_openai_models_and_fine_tuned_names():
-    nano, _ = resolve("azure-openai", "gpt-4.1-nano", "sft")
+    nano, notes = resolve("azure-openai", "gpt-4.1-nano", "sft")
     assert nano.max_tokens_per_example == 32_768
-    assert nano.shutdown_on == dt.date(2027, 4, 14) and not nano.confirmed("shutdown_on")
-    assert nano.new_jobs_end is None
+    # training: no earlier than 2027-04-14 for existing customers only; deployments: 2027-10-14
+    assert nano.new_jobs_end == dt.date(2027, 4, 14) and not nano.confirmed("new_jobs_end")
+    assert nano.shutdown_on == dt.date(2027, 10, 14) and nano.confirmed("shutdown_on")
+    assert nano.restricted_on == dt.date(2026, 10, 14) and "existing" in nano.restriction
+    assert [n.code for n in notes if n.code == "fine_tuning_restricted"]
+    for model, train_end, retire in (
+        ("gpt-4o", dt.date(2027, 4, 1), dt.date(2027, 10, 1)),
+        ("gpt-4o-mini", dt.date(2027, 4, 1), dt.date(2027, 10, 1)),
+        ("o4-mini", dt.date(2027, 4, 16), dt.date(2027, 10, 16)),
+    ):
+        method = "rft" if model == "o4-mini" else "sft"
+        rules, _ = resolve("azure-openai", model, method)
+        assert (rules.new_jobs_end, rules.shutdown_on) == (train_end, retire), model
+    vision, _ = resolve("azure-openai", "gpt-4o", "sft")
+    assert vision.max_images_per_example == 64 and vision.confirmed("max_images_per_example")
+    qwen, notes = resolve("azure-openai", "Qwen-32B", "sft")
+    assert qwen.max_tokens_per_example == 8192 and not notes
     tuned, _ = resolve("azure-openai", "gpt-4o-mini-2024-07-18.ft-0123abcd", "sft")
     assert tuned.model_id == "gpt-4o-mini-2024-07-18"
     rft, _ = resolve("azure-openai", "o4-mini", "rft")
@@ -276,17 +374,24 @@ def test_azure_foundry():
     assert tsuzumi.max_tokens_per_example == 8192
     assert tsuzumi.tools is False
     assert tsuzumi.roles.allowed == ["system", "user", "assistant"]
-    assert tsuzumi.model_status == "deprecated" and "tsuzumi2" in tsuzumi.status_note
-    assert tsuzumi.shutdown_on == dt.date(2026, 8, 31) and not tsuzumi.confirmed("shutdown_on")
-    assert all(n.severity is Severity.WARNING for n in notes)
+    assert tsuzumi.shutdown_on == dt.date(2026, 8, 31) and tsuzumi.confirmed("shutdown_on")
+    assert tsuzumi.replacement == "tsuzumi2"
+    (retired,) = notes
+    assert retired.code == "model_shutdown" and retired.is_error
+    assert "2026-08-31" in retired.message and "tsuzumi2" in retired.message
     for model in Catalog().models("azure-foundry"):
         for method in model["methods"]:
             rules, _ = resolve("azure-foundry", model["id"], method)
             assert rules.validation == "required"
             assert all(spec.wire == "string" for spec in rules.hyperparameters.values())
-    llama, _ = resolve("azure-foundry", "Meta-Llama-3.1-8B-Instruct", "sft")
+    llama, notes = resolve("azure-foundry", "Meta-Llama-3.1-8B-Instruct", "sft")
     assert llama.hyperparameters["epochs"].provider_name == "num_train_epochs"
     assert llama.hyperparameters["batch_size"].provider_name == "per_device_train_batch_size"
+    assert [(n.code, n.is_error) for n in notes] == [("model_shutdown", True)]
+    assert "2026-06-13" in notes[0].message
+    for model in ("Phi-4", "Phi-4-mini-instruct", "Ministral-3B", "tsuzumi2"):
+        _, notes = resolve("azure-foundry", model, "sft")
+        assert not [n for n in notes if n.is_error], model
 
 
 # -- local ------------------------------------------------------------------------------------

@@ -10,7 +10,14 @@ import pytest
 
 import finetune_hub as fh
 
-NOTICES = {"model_shutdown_announced", "fine_tuning_ending_announced", "model_legacy", "model_deprecated", "model_shutdown"}
+NOTICES = {
+    "model_shutdown_announced",
+    "fine_tuning_ending_announced",
+    "fine_tuning_restricted",
+    "model_legacy",
+    "model_deprecated",
+    "model_shutdown",
+}
 
 
 def record_problems(report):
@@ -38,7 +45,9 @@ def test_sample_is_valid_where_its_shape_is_accepted(samples, sample, provider, 
 
 
 def test_foundry_requires_a_validation_file(samples):
-    report = fh.validate(samples / "chat_gozaru.jsonl", provider="azure-foundry", base_model="Phi-4-mini-instruct")
+    report = fh.validate(
+        samples / "chat_gozaru.jsonl", provider="azure-foundry", base_model="Phi-4-mini-instruct"
+    )
     assert [i.code for i in report.errors] == ["validation_required"]
 
 
@@ -47,48 +56,62 @@ def titan_record(chars: int) -> dict:
 
 
 def write(path, records):
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
+    )
     return path
 
 
 def test_titan_token_budget_narrows_with_batch_size(tmp_path):
     # ~2,700 estimated tokens (6 Latin chars per token): under 4,096 at batch 1, over 2,048 at batch 3
     path = write(tmp_path / "titan.jsonl", [titan_record(16_000)] + [titan_record(100)] * 5)
-    at1 = fh.validate(path, "bedrock", "amazon.titan-text-lite-v1", hyperparameters={"batch_size": 1})
+    at1 = fh.validate(
+        path, "bedrock", "amazon.titan-text-lite-v1", hyperparameters={"batch_size": 1}
+    )
     assert at1.ok and not at1.issues("too_many_tokens")
-    at3 = fh.validate(path, "bedrock", "amazon.titan-text-lite-v1", hyperparameters={"batch_size": 3})
+    at3 = fh.validate(
+        path, "bedrock", "amazon.titan-text-lite-v1", hyperparameters={"batch_size": 3}
+    )
     issue = at3.issues("too_many_tokens")[0]
-    assert issue.is_error and issue.line == 1 and "2,048" in issue.message and "batch size 3" in issue.message
+    assert (
+        issue.is_error
+        and issue.line == 1
+        and "2,048" in issue.message
+        and "batch size 3" in issue.message
+    )
     assert at3.stats.training.tokens.limit == 2048
     assert at3.hyperparameters == {"batchSize": "3"}
 
 
-def test_titan_batch_size_beyond_the_table_warns_and_applies_the_tightest_budget(tmp_path):
+def test_titan_batch_size_the_console_accepts_but_the_job_rejects_is_an_error(tmp_path):
     path = write(tmp_path / "titan.jsonl", [titan_record(16_000)] + [titan_record(100)] * 5)
-    report = fh.validate(path, "bedrock", "amazon.titan-text-lite-v1", hyperparameters={"batch_size": 8, "epochs": 2})
-    warning = report.issues("batch_size_unsupported")[0]
-    assert not warning.is_error and "1-6" in warning.message
+    report = fh.validate(
+        path, "bedrock", "amazon.titan-text-lite-v1", hyperparameters={"batch_size": 8, "epochs": 2}
+    )
+    error = report.issues("batch_size_unsupported")[0]
+    assert error.is_error and "1-6" in error.message and "batch_size=8" in error.message
+    assert "https://docs.aws.amazon.com/" in error.message
     assert report.issues("too_many_tokens")[0].line == 1
+    assert not fh.validate(
+        path, "bedrock", "amazon.titan-text-lite-v1", hyperparameters={"batch_size": 6}
+    ).issues("batch_size_unsupported")
 
 
 def test_titan_near_limit_is_a_warning_because_counts_are_estimated(tmp_path):
-    path = write(tmp_path / "near.jsonl", [titan_record(24_000)])  # ~4,000 estimated tokens vs 4,096
+    path = write(
+        tmp_path / "near.jsonl", [titan_record(24_000)]
+    )  # ~4,000 estimated tokens vs 4,096
     report = fh.validate(path, "bedrock", "amazon.titan-text-lite-v1")
     near = report.issues("near_token_limit")[0]
     assert not near.is_error and "estimate" in near.message
     assert not report.stats.training.tokens.exact
 
 
-def test_titan_record_caps_are_unconfirmed_so_they_warn(tmp_path):
-    path = write(tmp_path / "many.jsonl", [{"prompt": f"p{i}", "completion": f"c{i}"} for i in range(10_001)])
-    report = fh.validate(path, "bedrock", "amazon.titan-text-lite-v1")
-    cap = report.issues("too_many_records")[0]
-    assert not cap.is_error and "10,001" in cap.message and "UNCONFIRMED" in cap.message
-
-
 def test_bedrock_hyperparameters_are_strings_and_checked(tmp_path, samples):
     report = fh.validate(
-        samples / "prompt_completion_ja.jsonl", "bedrock", "amazon.titan-text-lite-v1",
+        samples / "prompt_completion_ja.jsonl",
+        "bedrock",
+        "amazon.titan-text-lite-v1",
         hyperparameters={"epochs": 11, "learning_rate": 0.00001, "lora_rank": 8},
     )
     codes = {i.field: i.code for i in report.errors}
@@ -98,8 +121,18 @@ def test_bedrock_hyperparameters_are_strings_and_checked(tmp_path, samples):
 
 
 def test_claude_haiku_needs_alternating_turns_and_32_records(tmp_path):
-    good = {"system": "be brief", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
-    bad = {"system": "be brief", "messages": [{"role": "user", "content": "q"}, {"role": "user", "content": "q2"}, {"role": "assistant", "content": "a"}]}
+    good = {
+        "system": "be brief",
+        "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+    }
+    bad = {
+        "system": "be brief",
+        "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "user", "content": "q2"},
+            {"role": "assistant", "content": "a"},
+        ],
+    }
     path = write(tmp_path / "claude.jsonl", [good] * 10 + [bad])
     report = fh.validate(path, "bedrock", "anthropic.claude-3-haiku-20240307-v1:0:200k")
     assert report.format is fh.DataFormat.BEDROCK_CLAUDE
@@ -108,7 +141,12 @@ def test_claude_haiku_needs_alternating_turns_and_32_records(tmp_path):
 
 
 def test_gemini_roles_and_validation_cap(tmp_path):
-    rec = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}, {"role": "model", "parts": [{"text": "hello"}]}]}
+    rec = {
+        "contents": [
+            {"role": "user", "parts": [{"text": "hi"}]},
+            {"role": "model", "parts": [{"text": "hello"}]},
+        ]
+    }
     bad = {"contents": [{"role": "assistant", "parts": [{"text": "hi"}]}]}
     path = write(tmp_path / "g.jsonl", [rec] * 20 + [bad])
     report = fh.validate(path, "vertex", "gemini-2.5-flash")
@@ -116,10 +154,17 @@ def test_gemini_roles_and_validation_cap(tmp_path):
 
 
 def test_azure_suffix_rules(samples):
-    report = fh.validate(samples / "chat_gozaru.jsonl", "azure-openai", "gpt-4.1-mini", suffix="a-very-long-suffix-name.v2")
+    report = fh.validate(
+        samples / "chat_gozaru.jsonl",
+        "azure-openai",
+        "gpt-4.1-mini",
+        suffix="a-very-long-suffix-name.v2",
+    )
     messages = [i.message for i in report.issues("invalid_suffix")]
     assert len(messages) == 2 and any("at most 18" in m for m in messages)
-    assert fh.validate(samples / "chat_gozaru.jsonl", "azure-openai", "gpt-4.1-mini", suffix="gozaru-v2").ok
+    assert fh.validate(
+        samples / "chat_gozaru.jsonl", "azure-openai", "gpt-4.1-mini", suffix="gozaru-v2"
+    ).ok
 
 
 def test_unknown_model_gets_generic_rules_and_a_warning(samples):
@@ -149,7 +194,9 @@ def test_importing_the_package_loads_no_sdk_and_no_torch():
         "heavy = [m for m in ('openai','boto3','botocore','google.cloud.aiplatform','google.genai','azure.ai.ml','azure.identity','torch','transformers','tiktoken','toktok','rich') if m in sys.modules]\n"
         "print(heavy)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "[]"
 
 
