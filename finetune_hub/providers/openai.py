@@ -296,6 +296,15 @@ class OpenAIBackend(TuningBackend):
     def delete_model(self, model: str) -> None:
         self.call("delete_model", lambda: self.client.models.delete(model))
 
+    def tunable_models(self) -> list[str] | None:
+        """None: OpenAI's public API has no call that lists what can be fine-tuned (`GET /models`
+        says nothing about fine-tuning), so `finetune-hub rules check --live` says so.
+
+        >>> OpenAIBackend.tunable_models(None) is None  # doctest: +SKIP
+        True
+        """
+        return None
+
 
 # -- helpers ----------------------------------------------------------------------------------------
 _CHAT_ARGS = {"temperature", "max_tokens", "max_completion_tokens", "top_p", "seed", "stop", "n"}
