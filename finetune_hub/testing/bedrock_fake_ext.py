@@ -3,8 +3,9 @@
 Adds what moto lacks (shared/fakes-findings.md §1): job look-up and stop by ARN (URL-decoded),
 `Stopping` on stop, `statusDetails` / `endTime` / a failure message only when failed, Provisioned
 Throughput CRUD (Creating -> InService on the first read), on-demand custom model deployments
-(Creating -> Active), and a Converse stand-in on bedrock-runtime whose reply comes from the active
-`FakeBedrock`.
+(Creating -> Active), ListFoundationModels over a small catalogue (`FOUNDATION_MODELS`, or the
+active fake's `foundation_models` when set; filters byProvider and byCustomizationType), and a
+Converse stand-in on bedrock-runtime whose reply comes from the active `FakeBedrock`.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ def apply() -> None:
     BedrockResponse.create_custom_model_deployment = _create_dep
     BedrockResponse.get_custom_model_deployment = _get_dep
     BedrockResponse.delete_custom_model_deployment = _delete_dep
+    BedrockResponse.list_foundation_models = _list_foundation_models
     BedrockRuntimeResponse.converse = _converse
 
 
@@ -212,6 +214,64 @@ def _delete_dep(self: BedrockResponse) -> str:
     did, _ = _find(self, "deployments", "modelDeploymentName", "customModelDeploymentArn")
     del store(self.bedrock_backend, "deployments")[did]
     return json.dumps({})
+
+
+# -- foundation models -------------------------------------------------------------------------------
+def _fm(model_id: str, name: str, provider: str, customizations: list[str]) -> dict[str, Any]:
+    return {
+        "modelId": model_id,
+        "modelArn": f"arn:aws:bedrock:us-east-1::foundation-model/{model_id}",
+        "modelName": name,
+        "providerName": provider,
+        "inputModalities": ["TEXT"],
+        "outputModalities": ["TEXT"],
+        "customizationsSupported": customizations,
+        "inferenceTypesSupported": ["PROVISIONED"],
+        "modelLifecycle": {"status": "ACTIVE"},
+    }
+
+
+#: The catalogue ListFoundationModels serves: customization variants of models Bedrock lists as
+#: tunable, plus an on-demand model that takes no customization.
+FOUNDATION_MODELS: list[dict[str, Any]] = [
+    _fm("amazon.nova-micro-v1:0:128k", "Nova Micro", "Amazon", ["FINE_TUNING", "DISTILLATION"]),
+    _fm("amazon.nova-lite-v1:0:300k", "Nova Lite", "Amazon", ["FINE_TUNING", "DISTILLATION"]),
+    _fm("amazon.nova-pro-v1:0:300k", "Nova Pro", "Amazon", ["FINE_TUNING", "DISTILLATION"]),
+    _fm(
+        "anthropic.claude-3-haiku-20240307-v1:0:200k",
+        "Claude 3 Haiku",
+        "Anthropic",
+        ["FINE_TUNING", "DISTILLATION"],
+    ),
+    _fm(
+        "meta.llama3-1-8b-instruct-v1:0:128k",
+        "Llama 3.1 8B Instruct",
+        "Meta",
+        ["FINE_TUNING", "DISTILLATION"],
+    ),
+    _fm(
+        "amazon.titan-text-lite-v1:0:4k",
+        "Titan Text G1 - Lite",
+        "Amazon",
+        ["FINE_TUNING", "CONTINUED_PRE_TRAINING"],
+    ),
+    _fm("amazon.nova-lite-v1:0", "Nova Lite", "Amazon", []),
+]
+
+
+def _list_foundation_models(self: BedrockResponse) -> str:
+    fake = ACTIVE.get("fake")
+    models = getattr(fake, "foundation_models", None) or FOUNDATION_MODELS
+    query = self.querystring
+    kind = (query.get("byCustomizationType") or [None])[0]
+    provider = (query.get("byProvider") or [None])[0]
+    found = [
+        m
+        for m in models
+        if (kind is None or kind in m.get("customizationsSupported", []))
+        and (provider is None or m.get("providerName", "").lower() == provider.lower())
+    ]
+    return json.dumps({"modelSummaries": found})
 
 
 # -- bedrock-runtime Converse ----------------------------------------------------------------------
