@@ -100,3 +100,12 @@ def test_rules_check_needs_live_and_a_provider(capsys):
 def test_rules_check_live_says_when_there_is_no_backend(capsys):
     assert main(["rules", "check", "--live", "--provider", "vertex"]) == 2
     assert "no backend" in capsys.readouterr().out
+
+
+def test_rules_check_live_on_openai_says_there_is_no_such_api(capsys):
+    pytest.importorskip("openai")
+    assert (
+        main(["rules", "check", "--live", "--provider", "openai", "--option", "api_key=sk-test"])
+        == 2
+    )
+    assert "has no API that lists the models it can fine-tune" in capsys.readouterr().out

@@ -253,12 +253,8 @@ def _live_check(args: argparse.Namespace, console: Console) -> int:
             f"{entry.display_name}: finetune_hub has no backend for it yet, so no live check",
         )
         return EXIT_USAGE
-    backend_cls = entry.load(entry.backend)
-    lister = getattr(backend_cls, "tunable_models", None)
-    if lister is None:
-        line(console, f"{entry.display_name}: the backend does not implement tunable_models()")
-        return EXIT_USAGE
-    tunable = backend_cls(dict(args.option)).tunable_models()
+    backend = entry.load(entry.backend).from_options(dict(args.option))
+    tunable = backend.tunable_models()
     if tunable is None:
         line(console, f"{entry.display_name} has no API that lists the models it can fine-tune")
         return EXIT_USAGE
