@@ -83,23 +83,31 @@ def _where(issue: Issue, training_path: str) -> str:
 
 
 def print_models(provider: str, catalog: Any, console: Console) -> None:
-    """One row per model the provider's rules list, with its lifecycle dates."""
+    """One row per model the provider's rules list, with its state today and lifecycle dates."""
+    from finetune_hub.rules.lifecycle import today
+
     models = catalog.models(provider)
     if not models:
         line(console, f"{provider}: no models listed; its generic rules apply to any model")
         return
+    day = today()
     pinfo = catalog.provider_data(provider).get("provider", {})
-    headers = ("id", "aliases", "status", "methods", "new jobs end", "shutdown", "replacement")
-    table = new_table(*headers, title=f"{provider} models")
+    headers = ("id", "aliases", "state", "methods", "new jobs end", "shutdown", "replacement")
+    table = new_table(*headers, title=f"{provider} models on {day}")
     for m in models:
-        status = m.get("status", "active")
+        end = m.get("new_jobs_end") or pinfo.get("new_jobs_end")
+        shutdown = m.get("shutdown_on") or m.get("retired_on")
+        state = m.get("status", "active")
+        if shutdown is not None and shutdown <= day:
+            state, end = "shut down", None
+        elif end is not None and end <= day:
+            state = "no new jobs"
+        elif m.get("deprecated_on") is not None and m["deprecated_on"] <= day:
+            state = "deprecated"
         aliases, methods = ", ".join(m.get("aliases", [])), ", ".join(m.get("methods", {}))
-        end = str(m.get("new_jobs_end") or pinfo.get("new_jobs_end") or "")
-        shutdown = str(m.get("shutdown_on") or m.get("retired_on") or "")
-        style = "" if status == "active" and not shutdown else "yellow"
-        table.add_row(
-            m["id"], aliases, status, methods, end, shutdown, m.get("replacement", ""), style=style
-        )
+        style = {"active": "", "shut down": "red", "no new jobs": "red"}.get(state, "yellow")
+        row = (m["id"], aliases, state, methods, str(end or ""), str(shutdown or ""))
+        table.add_row(*row, m.get("replacement", ""), style=style)
     console.print(table)
 
 
