@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -66,8 +65,10 @@ def add_job_commands(sub: Any) -> None:
     p = sub.add_parser("deploy", help="deploy a job's tuned model (states the hourly cost first)")
     p.add_argument("job_id")
     p.add_argument("--name")
+    p.add_argument("--kind", help="serving mode (default: the provider's first; see docs/providers/)")
     p.add_argument("--sku")
     p.add_argument("--capacity", type=int)
+    p.add_argument("--option", action="append", type=parse_hp, default=[], metavar="K=V", help="deployment option (repeatable)")
     p.add_argument("--yes", action="store_true", help="accept the hourly cost")
     p.add_argument("--home")
     p.set_defaults(handler=cmd_deploy)
@@ -135,7 +136,8 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
     if rec.fine_tuned_model:
         console.print(f"  model: {rec.fine_tuned_model}")
     if rec.error:
-        console.print(f"  error: {rec.error}")
+        code = f"{rec.error_code}: " if rec.error_code else ""
+        console.print(f"  error: {code}{rec.error}")
     return EXIT_OK
 
 
@@ -174,7 +176,7 @@ def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace, console: Console) -> int:
-    from finetune_hub.errors import CostConfirmationRequired
+    from finetune_hub.errors import CostConfirmationRequired, UnsupportedOperation
 
     job = _attach(args)
     model = job.result
@@ -182,20 +184,27 @@ def cmd_deploy(args: argparse.Namespace, console: Console) -> int:
         console.print(f"{job.id} has no tuned model yet (status {job.refresh().value})")
         return EXIT_FAILED
     options = {k: v for k, v in {"sku": args.sku, "capacity": args.capacity}.items() if v is not None}
+    options.update(dict(args.option))
     try:
-        deployment = model.deploy(confirm_cost=args.yes, name=args.name, **options)
+        deployment = model.deploy(args.kind, confirm_cost=args.yes, name=args.name, **options)
     except CostConfirmationRequired as exc:
         console.print(str(exc).replace("deploy(confirm_cost=True)", "finetune-hub deploy --yes"))
         return EXIT_FAILED
+    except UnsupportedOperation as exc:
+        console.print(str(exc).replace("model.chat(...)", f"the model id {model.id}"))
+        return EXIT_OK
     rate = deployment.record.hourly_cost_usd
     cost = f", ${rate:,.2f}/hour until deleted" if rate is not None else ""
-    console.print(f"deployed {model.id} as {deployment.name}: {deployment.status}{cost}")
+    console.print(
+        f"deployed {model.id} as {deployment.name} ({deployment.kind}): "
+        f"{deployment.status.value}{cost}"
+    )
     console.print(f"delete it with: finetune-hub undeploy {job.id}")
     return EXIT_OK
 
 
 def cmd_undeploy(args: argparse.Namespace, console: Console) -> int:
-    from finetune_hub.providers.base import ProviderError
+    from finetune_hub.jobs.deployment import Deployment
 
     job = _attach(args)
     records = [d for d in job.store.list_deployments(active_only=True) if d.job_id == job.id and (args.name is None or d.name == args.name)]
@@ -203,12 +212,7 @@ def cmd_undeploy(args: argparse.Namespace, console: Console) -> int:
         console.print(f"{job.id} has no active deployment")
         return EXIT_OK
     for rec in records:
-        try:
-            job.provider.undeploy(rec.name, rec.extra)
-        except ProviderError as exc:
-            if exc.status_code != 404:
-                raise
-        job.store.update_deployment(rec.id, status="deleted", deleted_at=dt.datetime.now(dt.UTC))
+        Deployment.from_record(job, rec).delete()
         console.print(f"deleted {rec.name}")
     return EXIT_OK
 

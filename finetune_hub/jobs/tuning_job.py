@@ -200,9 +200,18 @@ class TuningJob:
             except Exception as exc:
                 raise as_provider_error(exc, self.spec.provider, operation) from None
 
-        if not retries:
-            return guarded()
-        return call_with_retries(guarded, sleep=self.sleep)
+        try:
+            return call_with_retries(guarded, sleep=self.sleep) if retries else guarded()
+        except ProviderError as exc:
+            self._note_error(exc)
+            raise
+
+    def _note_error(self, exc: ProviderError) -> None:
+        """Keep the latest provider error on the job's record (dashboards show it)."""
+        rec = self.record
+        if rec is not None:
+            note = {**exc.to_dict(), "at": _now().isoformat()}
+            self.store.update(self.id, extra={**rec.extra, "last_provider_error": note})
 
     # -- validate and submit --------------------------------------------------------------------
     def validate(self) -> ValidationReport:

@@ -65,6 +65,10 @@ class AzureOpenAIConnection(OpenAIConnection):
     Options = AzureOpenAIOptions
     api_key_env = "AZURE_OPENAI_API_KEY"
 
+    def __init__(self, options: Any = None) -> None:
+        super().__init__(options)
+        self._management_tokens: Any = None
+
     def opt(self, key: str, default: Any = None) -> Any:
         """An option, else its environment variable, else `default` (secrets unwrapped)."""
         value = getattr(self.options, key, None)
@@ -112,7 +116,9 @@ class AzureOpenAIConnection(OpenAIConnection):
         token = self.opt("management_token")
         if token:
             return str(token)
-        return self.credential().get_token(_SCOPE_MANAGEMENT).token
+        if self._management_tokens is None:  # caches the token and refreshes it near expiry
+            self._management_tokens = self.token_provider(_SCOPE_MANAGEMENT)
+        return self._management_tokens()
 
     def credentials_source(self) -> dict[str, str]:
         if self.options.api_key:

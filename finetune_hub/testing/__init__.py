@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .vertex_fake import FakeVertex
 
 __all__ = [
+    "FakeProvider",
     "FakeAzureCredential",
     "FakeAzureFoundry",
     "FakeAzureOpenAI",
@@ -46,6 +47,7 @@ _EXPORTS = {
     "FakeAzureFoundry": "azure_foundry_fake",
     "FakeAzureCredential": "azure_foundry_fake",
     "FakeVertex": "vertex_fake",
+    "FakeProvider": "fake_provider",
 }
 
 

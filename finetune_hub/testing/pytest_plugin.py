@@ -12,6 +12,7 @@ Active through the `pytest11` entry point of finetune-hub, or explicitly with
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +21,27 @@ from .openai_fake import FakeAzureOpenAI, FakeOpenAI, FakeOpenAIServer
 
 
 @pytest.fixture
-def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
+def fh_store_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh job-store home for the test (`FINETUNE_HUB_HOME`), so jobs made against a fake
+    never land in the user's real store (where a dashboard would refresh them against the real
+    providers). Every fake fixture uses it; request it directly for tests without a fake."""
+    home = tmp_path_factory.mktemp("finetune_hub_home")
+    monkeypatch.setenv("FINETUNE_HUB_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def fake_provider(fh_store_home: Path) -> Iterator[Any]:
+    """An in-memory `FakeProvider` registered as provider `"fake"` for the test: a `TuningJob`
+    runs on it with no SDK and no network (scripted states on a fake clock, faults)."""
+    from .fake_provider import FakeProvider
+
+    with FakeProvider.registered() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_openai(monkeypatch: pytest.MonkeyPatch, fh_store_home: Path) -> Iterator[FakeOpenAI]:
     """A served `FakeOpenAI`; sets `OPENAI_API_KEY` and `OPENAI_BASE_URL` for the test.
 
     The fake has `.server` (urls) and `.client(**kwargs)` (an `openai.OpenAI` on it).
@@ -33,7 +54,7 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture
-def fake_azure_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAzureOpenAI]:
+def fake_azure_openai(monkeypatch: pytest.MonkeyPatch, fh_store_home: Path) -> Iterator[FakeAzureOpenAI]:
     """A served `FakeAzureOpenAI` (data plane and ARM deployments on one server).
 
     Sets `AZURE_OPENAI_ENDPOINT`, `AZURE_OPENAI_API_KEY`, `OPENAI_API_VERSION` and
@@ -50,7 +71,7 @@ def fake_azure_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAzureOpen
 
 
 @pytest.fixture
-def fake_bedrock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def fake_bedrock(monkeypatch: pytest.MonkeyPatch, fh_store_home: Path) -> Iterator[Any]:
     """A served `FakeBedrock` (moto + finetune_hub's extension; needs `moto[s3]`, flask and
     flask-cors: pip install "finetune-hub[test-aws]").
 
@@ -85,7 +106,7 @@ def fake_bedrock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 @pytest.fixture
-def fake_azure_foundry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def fake_azure_foundry(monkeypatch: pytest.MonkeyPatch, fh_store_home: Path) -> Iterator[Any]:
     """A `FakeAzureFoundry` (project workspace, catalog-model fine-tuning, serverless endpoints)
     reached through an in-process azure-core transport (needs azure-core and requests; the
     real SDK, azure-ai-ml, is what tests drive against it: pip install "finetune-hub[azure]").
@@ -124,7 +145,7 @@ _GOOGLE_ENV = (
 
 
 @pytest.fixture
-def fake_vertex(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def fake_vertex(monkeypatch: pytest.MonkeyPatch, fh_store_home: Path) -> Iterator[Any]:
     """A served `FakeVertex`: Vertex AI (tuning jobs, pipelines, models, endpoints,
     generateContent) and Cloud Storage on one loopback server.
 
