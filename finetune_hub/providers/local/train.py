@@ -36,11 +36,26 @@ from finetune_hub.providers.local.models import (
 from finetune_hub.providers.local.runner import RunDir
 
 DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
+#: `job.json` fields that describe the job itself, not how it trains
+JOB_FIELDS = frozenset({"base_model", "training_file", "method", "validation_file", "format"})
+#: The TRL / PEFT names the backend sends (rules/local.toml `provider_name`) -> our fields; the
+#: other hyperparameters have the same name on both sides.
+WIRE_NAMES = {
+    "num_train_epochs": "epochs",
+    "per_device_train_batch_size": "batch_size",
+    "r": "lora_rank",
+    "max_length": "max_seq_length",
+}
 
 
 @dataclass
 class TrainConfig:
-    """Everything a run needs, from `job.json` (our hyperparameter names, defaults filled in)."""
+    """Everything a run needs, from `job.json` (defaults filled in).
+
+    >>> TrainConfig.from_job({"spec": {"base_model": "m", "training_file": "t.jsonl"},
+    ...                       "hyperparameters": {"r": 4, "num_train_epochs": 2}}).lora_rank
+    4
+    """
 
     base_model: str
     training_file: str
@@ -70,20 +85,18 @@ class TrainConfig:
 
     @classmethod
     def from_job(cls, job: dict[str, Any]) -> TrainConfig:
+        """The config of a `job.json`: `spec` (the job and its training options) and
+        `hyperparameters`, in the TRL / PEFT names the backend writes or in ours."""
         spec = job["spec"]
-        values: dict[str, Any] = {
-            "base_model": spec["base_model"],
-            "training_file": spec["training_file"],
-            "validation_file": spec.get("validation_file"),
-            "method": spec.get("method", "sft"),
-            "format": spec.get("format"),
-        }
+        values: dict[str, Any] = {name: spec.get(name) for name in JOB_FIELDS}
+        values["method"] = values["method"] or "sft"
         names = cls.__dataclass_fields__
-        for source in (
-            job.get("hyperparameters") or spec.get("hyperparameters") or {},
-            spec.get("options") or {},
-        ):
-            values.update({k: v for k, v in source.items() if k in names and v is not None})
+        hyperparameters = job.get("hyperparameters") or spec.get("hyperparameters") or {}
+        for source in (hyperparameters, spec.get("options") or {}):
+            for key, value in source.items():
+                name = WIRE_NAMES.get(key, key)
+                if name in names and name not in JOB_FIELDS and value is not None:
+                    values[name] = value
         return cls(**values)
 
 
