@@ -137,8 +137,26 @@ def test_no_rules_entry_lacks_a_source_url_and_a_date(provider):
         assert_provenance(hint, f"{provider} hyperparameter_hints.{name}", sources)
     for model in data.get("models", []):
         assert_provenance(model, f"{provider} model {model['id']}", sources)
-    for model, entry in data.get("provisioned_throughput", {}).items():  # printed as it is
-        assert "https://" in entry["source"] and isinstance(entry["as_of"], dt.date), model
+    known = {
+        "provider",
+        "generic",
+        "blocks",
+        "hyperparameters",
+        "hyperparameter_hints",
+        "models",
+        "sources",
+    }
+    for section, tables in data.items():  # provider-specific tables: prices, surfaces, ...
+        if section in known:
+            continue
+        for name, entry in tables.items():
+            where = f"{provider} {section}.{name}"
+            ref = entry.get("source")
+            refs = [ref] if isinstance(ref, str) else ref
+            if refs and all(r in sources for r in refs):
+                assert_provenance(entry, where, sources)
+            else:  # free text printed as it is (Bedrock's prices): it must hold the URL
+                assert "https://" in str(ref) and isinstance(entry.get("as_of"), dt.date), where
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

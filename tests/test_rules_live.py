@@ -97,8 +97,12 @@ def test_rules_check_needs_live_and_a_provider(capsys):
     assert "--provider" in capsys.readouterr().err
 
 
-def test_rules_check_live_says_when_there_is_no_backend(capsys):
-    assert main(["rules", "check", "--live", "--provider", "vertex"]) == 2
+def test_rules_check_live_says_when_there_is_no_backend(capsys, monkeypatch):
+    from finetune_hub import registry
+
+    entry = registry.ProviderEntry("acme", "Acme AI", extra="acme", rules="/nonexistent.toml")
+    monkeypatch.setitem(registry._extra_entries, "acme", entry)
+    assert main(["rules", "check", "--live", "--provider", "acme"]) == 2
     assert "no backend" in capsys.readouterr().out
 
 
@@ -108,4 +112,4 @@ def test_rules_check_live_on_openai_says_there_is_no_such_api(capsys):
         main(["rules", "check", "--live", "--provider", "openai", "--option", "api_key=sk-test"])
         == 2
     )
-    assert "has no API that lists the models it can fine-tune" in capsys.readouterr().out
+    assert "no list of tunable models" in capsys.readouterr().out

@@ -256,7 +256,11 @@ def _live_check(args: argparse.Namespace, console: Console) -> int:
     backend = entry.load(entry.backend).from_options(dict(args.option))
     tunable = backend.tunable_models()
     if tunable is None:
-        line(console, f"{entry.display_name} has no API that lists the models it can fine-tune")
+        line(
+            console,
+            f"{entry.display_name}: no list of tunable models (the provider has no API for it, "
+            "or finetune_hub's backend does not ask it yet)",
+        )
         return EXIT_USAGE
     diff = diff_tunable(args.provider, tunable)
     print_live_diff(diff, entry.display_name, console)

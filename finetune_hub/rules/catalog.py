@@ -38,6 +38,18 @@ from finetune_hub.rules.schema import (
 )
 
 _META = {"extends", "source", "as_of", "unconfirmed", "note"}
+#: Top-level sections the catalog reads itself; any other table of tables is provider-specific.
+_SECTIONS = frozenset(
+    {
+        "provider",
+        "generic",
+        "blocks",
+        "hyperparameters",
+        "hyperparameter_hints",
+        "models",
+        "sources",
+    }
+)
 #: Model keys that describe its lifecycle; a provider-level key is the default for its models.
 LIFECYCLE_KEYS = (
     "deprecated_on",
@@ -276,6 +288,12 @@ class Catalog:
             out.append((f"hyperparameter_hints.{name}", self._provenance(provider, hint, None)))
         for model in data.get("models", []):
             out.append((f"model {model['id']}", self._provenance(provider, model, None)))
+        for section, tables in data.items():  # provider-specific tables (prices, surfaces)
+            if section in _SECTIONS or not isinstance(tables, dict):
+                continue
+            for name, table in tables.items():
+                if isinstance(table, dict) and "as_of" in table:
+                    out.append((f"{section}.{name}", self._provenance(provider, table, None)))
         return out
 
     def stale(
