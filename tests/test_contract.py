@@ -162,7 +162,7 @@ def test_unknown_options_are_refused_with_the_nearest_name(harness: Harness, tmp
     job.spec.options["timeuot"] = 5
     report = job.validate()
     assert not report.ok
-    (issue,) = [i for i in report.errors if i.code == "unknown_option"]
+    (issue,) = [i for i in report.errors if i.code == "invalid_option"]
     assert "did you mean 'timeout'" in issue.message
     with pytest.raises(fh.ValidationError, match="timeuot"):
         job.submit()

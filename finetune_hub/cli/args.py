@@ -18,7 +18,15 @@ class UsageError(Exception):
 
 
 def parse_value(text: str) -> Any:
-    """A hyperparameter value from the command line: int, then float, then bool, else the string."""
+    """A hyperparameter value from the command line: int, then float, then bool, else the string.
+
+    Python's digit separators are refused (`3_0` would silently read as 30):
+
+    >>> parse_value("3"), parse_value("0.5"), parse_value("true"), parse_value("gpt-4.1")
+    (3, 0.5, True, 'gpt-4.1')
+    """
+    if "_" in text and text.replace("_", "").replace(".", "").lstrip("+-").isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: write numbers without '_' separators")
     for kind in (int, float):
         try:
             return kind(text)

@@ -8,7 +8,8 @@
     finetune-hub rules check --live --provider bedrock
 
 Exit codes: 0 success, 1 the data breaks the backend's rules, 2 usage error or a file/provider
-that cannot be used. Output is coloured in a terminal and plain text when piped or NO_COLOR is set.
+that cannot be used (every provider error is one line), 3 an unexpected internal error (one line;
+`--debug` shows the traceback). Output is coloured in a terminal and plain text when piped or NO_COLOR is set.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,9 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="finetune-hub",
         description="Check fine-tuning data against a backend's rules; convert and split it.",
-        epilog="Exit codes: 0 ok, 1 the data breaks the rules, 2 usage or file error.",
+        epilog="Exit codes: 0 ok, 1 the data breaks the rules, 2 usage, file or provider error, "
+        "3 internal error (--debug shows the traceback).",
     )
     parser.add_argument("--version", action="version", version=f"finetune-hub {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback of an unexpected error"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", help="check a training file against a backend's rules")
@@ -309,6 +314,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug of ours: one line, exit 3, the traceback on request
+        if args.debug:
+            raise
+        print(
+            f"finetune-hub {args.command}: internal error: {type(exc).__name__}: {exc} "
+            "(run again with --debug for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 __all__ = ["main", "parse_hp", "parse_value", "UsageError"]

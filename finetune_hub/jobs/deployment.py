@@ -16,6 +16,8 @@ from finetune_hub.backoff import Backoff, poll
 from finetune_hub.errors import WaitTimeout
 from finetune_hub.status import DeploymentStatus
 
+_ATTEMPT = "create_attempted_at"  # in the record's extra: when a create was last sent
+
 if TYPE_CHECKING:
     from finetune_hub.jobs.model import TunedModel
     from finetune_hub.jobs.tuning_job import TuningJob
@@ -60,29 +62,51 @@ class Deployment:
         cost: DeploymentCost,
         delete_on_exit: bool = False,
     ) -> Deployment:
-        """Create (or find, after an ambiguous failure or a repeat) the deployment `name`."""
+        """Create (or find, after an ambiguous failure, a crash or a repeat) the deployment
+        `name`: at most one is ever created (jobs/once.py)."""
+        from finetune_hub.jobs.once import AtMostOnce
         from finetune_hub.store import DeploymentRecord
 
         job = model.job
-
-        def find_or_create() -> DeploymentInfo:
-            return deployer.get(name, options) or deployer.create(model.id, name, options)
-
-        info = job._call("deploy", find_or_create)
+        record_id = f"{model.provider}:{name}"
+        earlier = job.store.get_deployment(record_id)
+        live = earlier is not None and earlier.deleted_at is None
         record = DeploymentRecord(
-            id=f"{model.provider}:{name}",
+            id=record_id,
             job_id=job.id,
             provider=model.provider,
             name=name,
             model=model.id,
             kind=deployer.kind,
+            status=DeploymentStatus.CREATING.value,
+            hourly_cost_usd=cost.hourly_usd,
+            extra={**_storable(options), **({_ATTEMPT: earlier.extra.get(_ATTEMPT)} if live else {})},
+        )
+        job.store.save_deployment(record)
+
+        def mark(at: float | None) -> None:
+            extra = {k: v for k, v in record.extra.items() if k != _ATTEMPT}
+            job.store.update_deployment(record_id, extra={**extra, _ATTEMPT: at} if at else extra)
+
+        guard = AtMostOnce(
+            f"the deployment {name} on {model.provider}",
+            find=lambda: deployer.get(name, options),
+            create=lambda: deployer.create(model.id, name, options),
+            sleep=job.sleep,
+            window=job.lookup_window,
+            attempted_at=record.extra.get(_ATTEMPT),
+            on_attempt=mark,
+            clock=job.clock,
+            resume_hint=f"Check with `finetune-hub deployments`; deploying {name!r} again resumes.",
+        )
+        info = job._call("deploy", guard)
+        record = job.store.update_deployment(
+            record_id,
             status=info.status.value,
             raw_status=info.raw_status,
             endpoint=info.endpoint,
-            hourly_cost_usd=cost.hourly_usd,
             extra=_storable(options),
         )
-        job.store.save_deployment(record)
         return cls(job, deployer, info, options, record, delete_on_exit=delete_on_exit)
 
     @classmethod

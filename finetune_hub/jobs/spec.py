@@ -6,10 +6,32 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer
 from pydantic import ValidationError as PydanticValidationError
 
 from finetune_hub.errors import JobSpecError
+from finetune_hub.store.secret_policy import is_secret_key
+
+MASK = "**********"
+
+
+def masked(options: dict[str, Any]) -> dict[str, Any]:
+    """`options` with every secret (a secret-named key, a `SecretStr`, a live credential object)
+    replaced by a mask, for anything that shows or writes a job description.
+
+    >>> masked({"api_key": "sk-123", "region": "eu-west-1"})
+    {'api_key': '**********', 'region': 'eu-west-1'}
+    """
+    shown: dict[str, Any] = {}
+    for key, value in options.items():
+        plain = isinstance(value, str | int | float | bool | type(None) | dict | list | tuple)
+        if is_secret_key(str(key)) or isinstance(value, SecretStr) or not plain:
+            shown[key] = MASK if value is not None else None
+        elif isinstance(value, dict):
+            shown[key] = masked(value)
+        else:
+            shown[key] = value
+    return shown
 
 
 class JobSpec(BaseModel):
@@ -42,6 +64,18 @@ class JobSpec(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)  # provider-specific: region, role_arn, endpoint...
     datasets: dict[str, str] = Field(default_factory=dict)  # named data sets beside the files (Vertex RLHF)
     quotas: dict[str, Any] = Field(default_factory=dict)  # raised account quotas, e.g. max_training_records
+
+    @field_serializer("options", when_used="json")
+    def _mask_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        return masked(options)
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, masked(value) if name == "options" else value
+
+    def shown(self) -> dict[str, Any]:
+        """The description as plain data, secrets masked (what `repr`, `str` and JSON show)."""
+        return {**self.model_dump(), "options": masked(self.options)}
 
     @classmethod
     def from_file(cls, path: str | Path) -> JobSpec:

@@ -31,6 +31,7 @@ from finetune_hub.errors import (
 )
 from finetune_hub.issues import Issue, Severity
 from finetune_hub.jobs.model import TunedModel
+from finetune_hub.jobs.once import DEFAULT_WINDOW, AtMostOnce
 from finetune_hub.jobs.prepare import prepare_job
 from finetune_hub.jobs.progress import Progress
 from finetune_hub.jobs.spec import JobSpec
@@ -47,6 +48,7 @@ from finetune_hub.status import Checkpoint, JobEvent, JobStatus, MetricPoint
 from finetune_hub.store import JobRecord, JobStore, new_job_id
 
 T = TypeVar("T")
+_ATTEMPT = "create_attempted_at"  # in the record's extra: when a create was last sent
 
 
 class TuningJob:
@@ -77,22 +79,18 @@ class TuningJob:
         job_id: str | None = None,
     ) -> None:
         if spec is None:
-            if provider is None or base_model is None or training_file is None:
-                raise FinetuneHubError(
-                    "TuningJob needs provider, base_model and training_file (or spec=)"
-                )
-            spec = JobSpec(
+            spec = _spec_from_arguments(
                 provider=provider,
                 base_model=base_model,
-                training_file=str(training_file),
-                validation_file=str(validation_file) if validation_file is not None else None,
-                datasets={k: str(v) for k, v in (datasets or {}).items()},
+                training_file=training_file,
+                validation_file=validation_file,
+                datasets=datasets,
                 method=method,
-                hyperparameters=dict(hyperparameters or {}),
+                hyperparameters=hyperparameters,
                 suffix=suffix,
                 format=format,
-                options=dict(options or {}),
-                quotas=dict(quotas or {}),
+                options=options,
+                quotas=quotas,
             )
         self.spec = spec
         self.store = store or JobStore()
@@ -100,7 +98,11 @@ class TuningJob:
         self._backend: TuningBackend | None = None
         self._report: ValidationReport | None = None
         self.sleep: Callable[[float], None] = time.sleep  # replaceable in tests
+        self.clock: Callable[[], float] = time.time  # wall clock: attempts are compared across processes
         self.backoff = Backoff()
+        #: seconds after an ambiguous create during which no second create is sent (jobs/once.py)
+        self.lookup_window = DEFAULT_WINDOW
+        self._unreachable_since: dt.datetime | None = None
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
@@ -243,7 +245,7 @@ class TuningJob:
         except UnsupportedOperation:
             return []  # validation-only provider: the data rules are all there is
         except OptionsError as exc:
-            return [Issue(code="unknown_option", field="options", message=str(exc))]
+            return [Issue(code="invalid_option", field="options", message=str(exc))]
         if not report.ok:
             return []
         return self._call("check", lambda: backend.check(self.prepare()), retries=False)
@@ -287,12 +289,18 @@ class TuningJob:
             )
         try:
             refs = self._upload(rec, prepared)
-            created = self._call("create", lambda: self._create_once(prepared, refs))
+            created = self._call("create", self._create_guard(rec, prepared, refs))
         except ProviderError as exc:
             self.store.update(self.id, error=exc.message, error_code=exc.code or exc.operation)
             raise
+        extra = {k: v for k, v in self.store.require(self.id).extra.items() if k != _ATTEMPT}
         self.store.update(
-            self.id, provider_job_id=created.id, submitted_at=_now(), error=None, error_code=None
+            self.id,
+            provider_job_id=created.id,
+            submitted_at=_now(),
+            error=None,
+            error_code=None,
+            extra=extra,
         )
         self._record_job(created)
         return self
@@ -315,11 +323,27 @@ class TuningJob:
             self.store.update(self.id, data_refs={k: v.model_dump() for k, v in refs.items()})
         return refs
 
-    def _create_once(self, prepared: PreparedJob, refs: dict[str, DataRef]) -> ProviderJob:
-        existing = self.backend.find(self.id)
-        if existing is not None:
-            return existing
-        return self.backend.create(prepared, refs)
+    def _create_guard(
+        self, rec: JobRecord, prepared: PreparedJob, refs: dict[str, DataRef]
+    ) -> AtMostOnce[ProviderJob]:
+        """`find` first; a create only when no earlier attempt (of this process or of one that
+        was killed) can still take effect: see jobs/once.py."""
+
+        def mark(at: float | None) -> None:
+            extra = {k: v for k, v in self.store.require(self.id).extra.items() if k != _ATTEMPT}
+            self.store.update(self.id, extra={**extra, _ATTEMPT: at} if at else extra)
+
+        return AtMostOnce(
+            f"the job {self.id} on {self.spec.provider}",
+            find=lambda: self.backend.find(self.id),
+            create=lambda: self.backend.create(prepared, refs),
+            sleep=self.sleep,
+            window=self.lookup_window,
+            attempted_at=rec.extra.get(_ATTEMPT),
+            on_attempt=mark,
+            clock=self.clock,
+            resume_hint=f"Check with `finetune-hub status {self.id}`; `submit()` again resumes.",
+        )
 
     # -- follow ---------------------------------------------------------------------------------
     def refresh(self) -> JobStatus:
@@ -355,14 +379,8 @@ class TuningJob:
         """
         backoff = Backoff(poll_interval, max_interval, self.backoff.factor, self.backoff.jitter)
         with Progress(self, enabled=progress) as bar:
-
-            def fetch() -> JobStatus:
-                status = self.refresh()
-                bar.update(status, self._latest_event() if bar.active else None)
-                return status
-
             poll(
-                fetch,
+                lambda: self._poll_once(bar),
                 lambda s: s.is_terminal,
                 backoff=backoff,
                 timeout=timeout,
@@ -370,6 +388,28 @@ class TuningJob:
                 on_timeout=self._timeout(timeout),
             )
         return self._outcome()
+
+    def _poll_once(self, bar: Progress | None = None) -> JobStatus:
+        """One poll of a wait: refresh, or ride out a provider that cannot be reached (429, 5xx,
+        timeouts, dropped connections, already retried) by keeping the last known state, noted
+        as "provider unreachable since ...". Only a non-retryable error (401, 403, 404) ends the
+        wait from here."""
+        try:
+            status = self.refresh()
+        except ProviderError as exc:
+            if not exc.retryable:
+                raise
+            self._unreachable_since = self._unreachable_since or _now()
+            since = self._unreachable_since.strftime("%H:%M:%S UTC")
+            note = f"provider unreachable since {since}: {exc.message}"
+            if bar is not None:
+                bar.update(self.status, note)
+            status = self.status
+            return JobStatus.UNKNOWN if status.is_terminal else status
+        self._unreachable_since = None
+        if bar is not None:
+            bar.update(status, self._latest_event() if bar.active else None)
+        return status
 
     async def wait_async(
         self,
@@ -388,9 +428,9 @@ class TuningJob:
 
         async def fetch() -> JobStatus:
             if gate is None:
-                return await asyncio.to_thread(self.refresh)
+                return await asyncio.to_thread(self._poll_once)
             async with gate:
-                return await asyncio.to_thread(self.refresh)
+                return await asyncio.to_thread(self._poll_once)
 
         await poll_async(
             fetch,
@@ -498,6 +538,37 @@ def wait_all(
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, run()).result()
+
+
+def _spec_from_arguments(**args: Any) -> JobSpec:
+    """The `JobSpec` for `TuningJob(...)`'s arguments; a wrong type names the argument."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    from finetune_hub.errors import JobSpecError
+
+    missing = [k for k in ("provider", "base_model", "training_file") if args[k] is None]
+    if missing:
+        raise JobSpecError(
+            f"TuningJob needs {', '.join(missing)} (provider, base_model and training_file, "
+            "or spec=)"
+        )
+    for key in ("training_file", "validation_file"):
+        if isinstance(args[key], Path):
+            args[key] = str(args[key])
+    if isinstance(args["datasets"], dict):
+        args["datasets"] = {k: str(v) if isinstance(v, Path) else v for k, v in args["datasets"].items()}
+    for key in ("datasets", "hyperparameters", "options", "quotas"):
+        if args[key] is None:
+            args[key] = {}
+    try:
+        return JobSpec(**args)
+    except PydanticValidationError as exc:
+        problems = "; ".join(
+            f"argument {'.'.join(str(p) for p in e['loc'])!r}: {e['msg']}"
+            f" (got {type(e['input']).__name__})"
+            for e in exc.errors()
+        )
+        raise JobSpecError(f"TuningJob: {problems}") from None
 
 
 def _now() -> dt.datetime:
