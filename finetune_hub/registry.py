@@ -107,6 +107,8 @@ BUILTIN: tuple[ProviderEntry, ...] = (
         display_name="Google Vertex AI",
         extra="vertex",
         rules="vertex.toml",
+        backend=f"{_P}.vertex:VertexBackend",
+        deployers={"endpoint": f"{_P}.vertex_deploy:VertexEndpointDeployer"},
     ),
     ProviderEntry(
         name="local",

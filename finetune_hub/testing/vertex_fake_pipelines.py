@@ -7,8 +7,9 @@ each taking `fake.task_seconds.get(name, fake.task_seconds["*"])` fake seconds. 
 `pipelineInfo.name` is `rlhf-train-template` (Google's RLHF template) runs the template's phases
 instead: validate-pipeline, rlhf-preprocessor, reward-model-graph/reward-model-trainer,
 reinforcement-learning-graph/reinforcer, then llm-deployment-graph/upload-llm-model (which
-registers a model, `execution.metadata["output:model_resource_name"]`) and, with `deploy_model`,
-deploy-llm-model (an endpoint, `output:endpoint_resource_name`). A `large_model_reference` in
+registers a model, `execution.metadata["output:model_resource_name"]`) and, with `deploy_model`
+for text-bison only (as the template's `resolve_deploy_model` decides), deploy-llm-model (an
+endpoint, `output:endpoint_resource_name`). A `large_model_reference` in
 `fake.retired_models` (the PaLM models) fails in rlhf-preprocessor, as it would today.
 """
 
@@ -150,6 +151,14 @@ def _dag_order(spec: dict[str, Any]) -> list[str]:
     return order
 
 
+def _deploys(params: dict[str, Any]) -> bool:
+    """The template deploys only PaLM's text-bison (`resolve_deploy_model`: BISON), if asked."""
+    return bool(params.get("deploy_model", True)) and params.get("large_model_reference") in (
+        "text-bison@001",
+        "bison",
+    )
+
+
 def plan(fake: Any, job_name: str, body: dict[str, Any], start: float) -> list[Task]:
     """The tasks a pipeline will run, laid out one after another from `start`."""
     params = (body.get("runtimeConfig") or {}).get("parameterValues") or {}
@@ -161,8 +170,7 @@ def plan(fake: Any, job_name: str, body: dict[str, Any], start: float) -> list[T
             ("reinforcement-learning-graph", ["reinforcer"]),
             (
                 "llm-deployment-graph",
-                ["upload-llm-model"]
-                + (["deploy-llm-model"] if params.get("deploy_model", True) else []),
+                ["upload-llm-model"] + (["deploy-llm-model"] if _deploys(params) else []),
             ),
         ]
     else:

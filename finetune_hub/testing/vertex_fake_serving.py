@@ -96,9 +96,21 @@ class Serving:
         ep["updateTime"] = self.now()
         return entry
 
-    def add_tuned(self, parent: str, display_name: str) -> tuple[str, str]:
-        """Register the model and the managed endpoint a successful tuning job produces."""
-        model = self.add_model(parent, {"displayName": display_name})
+    def add_tuned(self, parent: str, display_name: str, base_model: str) -> tuple[str, str]:
+        """Register the model and the managed endpoint a successful tuning job produces.
+
+        The model carries the label google-genai reads as `tuned_model_info.base_model`
+        (`google-vertex-llm-tuning-base-model-id`; label values cannot hold dots, so the fake
+        writes them as underscores).
+        """
+        label = base_model.replace(".", "_").lower()
+        model = self.add_model(
+            parent,
+            {
+                "displayName": display_name,
+                "labels": {"google-vertex-llm-tuning-base-model-id": label},
+            },
+        )
         endpoint = self.add_endpoint(parent, {"displayName": display_name})
         self.deploy(endpoint, {"model": f"{model}@1", "displayName": display_name}, {})
         return model, endpoint

@@ -213,7 +213,7 @@ def succeed(fake: Any, job: TuningJob, at: float) -> None:
     if job.started is None:
         job.started = at
     display = job.request.get("tunedModelDisplayName") or f"tuned-{job.id}"
-    model, endpoint = fake.serving.add_tuned(job.parent, display)
+    model, endpoint = fake.serving.add_tuned(job.parent, display, job.request.get("baseModel", ""))
     epochs = int(job.request[job.spec_key].get("hyperParameters", {}).get("epochCount", 3))
     steps = _steps(job.stats)
     per_epoch = max(1, steps // max(epochs, 1))

@@ -1,0 +1,160 @@
+"""Vertex RLHF with three data sets: checks, the stated cost, the pipeline through
+google-cloud-aiplatform (GAPIC over REST) on FakeVertex, its two phases, and the endpoint
+deployer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import finetune_hub as fh
+from finetune_hub.status import JobStatus
+from finetune_hub.testing.vertex_fake_rlhf import rlhf_template
+
+pytest.importorskip("google.cloud.aiplatform_v1")
+
+SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
+PROMPTS = SAMPLES / "vertex_rlhf_prompts.jsonl"
+PREFS = SAMPLES / "vertex_rlhf_preferences.jsonl"
+STEPS = {
+    "reward_model_train_steps": 10,
+    "reward_model_learning_rate_multiplier": 1.0,
+    "reinforcement_learning_train_steps": 20,
+    "reinforcement_learning_rate_multiplier": 0.5,
+    "kl_coeff": 0.1,
+}
+
+
+@pytest.fixture
+def options(fake_vertex) -> dict:
+    template = f"gs://{fake_vertex.bucket}/templates/rlhf-train-template.json"
+    fake_vertex.storage.put(template, json.dumps(rlhf_template()))
+    fake_vertex.auto_advance = 120
+    return {**fake_vertex.options, "rlhf_template": template, "confirm_cost": True}
+
+
+def rlhf_job(tmp_path, options, **kw) -> fh.TuningJob:
+    job = fh.TuningJob(
+        provider="vertex",
+        base_model=kw.pop("base_model", "t5-small"),
+        method="rlhf",
+        training_file=kw.pop("training_file", PREFS),
+        datasets=kw.pop("datasets", {"prompt": PROMPTS}),
+        hyperparameters=kw.pop("hyperparameters", STEPS),
+        options=options,
+        store=fh.JobStore(tmp_path / "store"),
+        **kw,
+    )
+    job.sleep = lambda seconds: None
+    return job
+
+
+def codes(report) -> set[str]:
+    return {i.code for i in [*report.errors, *report.warnings]}
+
+
+def test_the_cost_is_stated_and_must_be_confirmed(tmp_path, options):
+    job = rlhf_job(tmp_path, {**options, "confirm_cost": False})
+    report = job.validate()
+    (issue,) = [i for i in report.errors if i.code == "cost_confirmation_required"]
+    assert "8 x NVIDIA A100 80GB" in issue.message and "$45.80 per hour" in issue.message
+    assert "confirm_cost" in issue.message
+    with pytest.raises(fh.ValidationError):
+        job.submit()
+    confirmed = rlhf_job(tmp_path, options).validate()
+    assert confirmed.ok and "pipeline_cost" in codes(confirmed)
+
+
+def test_each_data_set_is_checked_and_across(tmp_path, options):
+    prefs = tmp_path / "prefs.jsonl"
+    lines = PREFS.read_text(encoding="utf-8").splitlines()
+    same = json.loads(lines[2])
+    same["candidate_1"] = same["candidate_0"]
+    prefs.write_text("\n".join([*lines[:2], json.dumps(same), *lines[3:]]) + "\n")
+    evals = tmp_path / "eval.jsonl"
+    evals.write_text(lines[0].split(', "candidate_0"')[0] + "}\n" + '{"input_text": "new one"}\n')
+    bad_prompts = tmp_path / "prompts.jsonl"
+    bad_prompts.write_text('{"input_text": "a"}\n{"text": "no input_text"}\n')
+    report = rlhf_job(
+        tmp_path,
+        options,
+        training_file=prefs,
+        datasets={"prompt": bad_prompts, "eval": evals},
+    ).validate()
+    issues = {i.code: i for i in [*report.errors, *report.warnings]}
+    assert issues["identical_candidates"].line == 3
+    assert issues["eval_overlaps_training"].line == 1 and not report.ok
+    assert any(i.file == str(bad_prompts) for i in report.errors)
+
+    missing = rlhf_job(tmp_path, options, datasets={}).validate()
+    assert "missing_dataset" in codes(missing)
+    named = rlhf_job(
+        tmp_path, options, training_file=PROMPTS, datasets={"preference": PREFS, "prompt": PROMPTS}
+    ).validate()
+    assert named.ok, named.errors
+
+
+def test_rlhf_on_a_retired_palm_model_is_refused(tmp_path, options):
+    report = rlhf_job(tmp_path, options, base_model="text-bison@001").validate()
+    assert not report.ok and "retired" in str(report.errors)
+
+
+def test_the_pipeline_runs_both_phases_and_its_model_deploys(fake_vertex, tmp_path, options):
+    job = rlhf_job(tmp_path, options, suffix="taglines")
+    fake_vertex.inject("POST", "pipelineJobs.create", "500", after=True)
+    job.submit()
+    assert len(fake_vertex.pipeline_jobs) == 1  # found by its id, not created twice
+    assert job.provider_job_id.endswith(f"/pipelineJobs/fh-{job.id.replace('_', '-')}")
+    sent = next(r.json for r in fake_vertex.requests if r.operation == "pipelineJobs.create")
+    params = sent["runtimeConfig"]["parameterValues"]
+    assert params["large_model_reference"] == "t5-small"
+    assert params["reward_model_train_steps"] == 10 and params["kl_coeff"] == 0.1
+    assert params["preference_dataset"].endswith(f"{job.id}/training.jsonl")
+    assert params["prompt_dataset"].endswith(f"{job.id}/prompt.jsonl")
+    assert params["model_display_name"] == "taglines" and params["deploy_model"] is False
+
+    model = job.wait(poll_interval=0.01, progress=False)
+    assert job.status is JobStatus.SUCCEEDED and "/models/" in model.id
+    phases = [e for e in job.events() if e.type == "phase"]
+    assert [(e.data["phase"], e.message.split()[-1]) for e in phases] == [
+        ("reward model", "started"),
+        ("reward model", "succeeded"),
+        ("reinforcement learning", "started"),
+        ("reinforcement learning", "succeeded"),
+    ]
+
+    with pytest.raises(fh.CostConfirmationRequired, match=r"\$45.80 per hour"):
+        model.deploy(
+            machine_type="a2-ultragpu-8g", accelerator_type="NVIDIA_A100_80GB", accelerator_count=8
+        )
+    deployment = model.deploy(confirm_cost=True)
+    assert model.deploy(confirm_cost=True).name == deployment.name
+    assert len(fake_vertex.serving.endpoints) == 1
+    assert deployment.wait_ready(poll_interval=0.01) is fh.DeploymentStatus.READY
+    assert deployment.chat([{"role": "user", "content": "a tagline?"}]) == "Tuned echo: a tagline?"
+    assert model.chat([{"role": "user", "content": "again"}]) == "Tuned echo: again"
+    deployment.delete()
+    deployment.delete()
+    assert fake_vertex.serving.endpoints == {}
+    model.delete()
+    assert fake_vertex.serving.models == {}
+
+
+def test_cancel_a_pipeline(fake_vertex, tmp_path, options):
+    fake_vertex.auto_advance = 0
+    job = rlhf_job(tmp_path, options)
+    job.submit()
+    assert job.cancel() is JobStatus.CANCELLING
+    fake_vertex.advance(30)
+    assert job.refresh() is JobStatus.CANCELLED
+
+
+def test_a_failed_phase_fails_the_job(fake_vertex, tmp_path, options):
+    fake_vertex.fail_next_pipeline("reward-model-trainer", "Reward model diverged.")
+    job = rlhf_job(tmp_path, options)
+    job.submit()
+    with pytest.raises(fh.JobFailed, match="Reward model diverged"):
+        job.wait(poll_interval=0.01, progress=False)
+    assert any(e.level == "error" and "reward model" in e.message for e in job.events())
