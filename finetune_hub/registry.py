@@ -90,6 +90,8 @@ BUILTIN: tuple[ProviderEntry, ...] = (
         display_name="Azure AI Foundry",
         extra="azure",
         rules="azure_foundry.toml",
+        backend=f"{_P}.azure_foundry:AzureFoundryBackend",
+        deployers={"serverless": f"{_P}.azure_foundry_deploy:ServerlessEndpointDeployer"},
     ),
     ProviderEntry(
         name="bedrock",
