@@ -51,10 +51,10 @@ def main(
     for point in job.metrics()[-2:]:
         print(f"  step {point.step}: train loss {point.train_loss}")
 
-    with model.deploy(confirm_cost=True, mode="on-demand", delete_on_exit=True) as deployment:
-        print(
-            f"on-demand deployment {deployment.name}: {deployment.wait_ready(poll_interval=poll_interval)}"
-        )
+    print(f"cost: {model.deployment_cost('on-demand').note}")
+    with model.deploy("on-demand", confirm_cost=True, delete_on_exit=True) as deployment:
+        status = deployment.wait_ready(poll_interval=poll_interval)
+        print(f"on-demand deployment {deployment.name}: {status.value}")
         print("reply:", deployment.chat([{"role": "user", "content": "自己紹介してください"}]))
     model.delete()
     return model.id

@@ -74,19 +74,18 @@ def main(
     for point in job.metrics()[-3:]:
         print(f"  step {point.step}: train loss {point.train_loss} valid loss {point.valid_loss}")
 
-    # 4. a custom Titan model answers only through Provisioned Throughput, billed by the hour
-    provider = job.provider
+    # 4. a custom Titan model answers only through Provisioned Throughput, billed by the hour:
+    #    its cost is stated first, and nothing is bought without confirm_cost=True
     pt_options = {"model_units": 1}  # no commitment: deletable at any time
-    print(f"cost: {provider.cost_note(model.id, pt_options)}")  # type: ignore[attr-defined]
+    print(f"cost: {model.deployment_cost('provisioned-throughput', **pt_options).note}")
     try:
-        model.deploy(**pt_options)
+        model.deploy("provisioned-throughput", **pt_options)
     except fh.CostConfirmationRequired as exc:
         print(f"refused without confirm_cost: {exc}")
-    deployment = model.deploy(confirm_cost=True, **pt_options)
+    deployment = model.deploy("provisioned-throughput", confirm_cost=True, **pt_options)
     try:
-        print(
-            f"provisioned throughput {deployment.name}: {deployment.wait_ready(poll_interval=poll_interval)}"
-        )
+        status = deployment.wait_ready(poll_interval=poll_interval)
+        print(f"provisioned throughput {deployment.name}: {status.value}")
         reply = deployment.chat([{"role": "user", "content": "日本で一番長い川は何ですか?"}])
         print(f"reply: {reply}")
     finally:

@@ -1,72 +1,82 @@
-"""Amazon Bedrock model customization through boto3: S3 upload, customization jobs, metrics from
-the job's output files, provisioned throughput / on-demand deployments and Converse.
+"""Amazon Bedrock model customization through boto3: S3 upload, customization jobs, events from
+the job's sub-phase states, metrics from its output CSVs, Converse and custom-model deletion.
 
-Connection: `options` `region` (else `AWS_REGION` / `AWS_DEFAULT_REGION`, else us-east-1),
-`profile`, `endpoint_url` (boto3 also honours `AWS_ENDPOINT_URL` itself). Credentials come from
-boto3's usual chain and are never stored. botocore's own retries are off
-(`total_max_attempts=1`; botocore reads `max_attempts` as retries after the first try, so
-`max_attempts=1` would still retry once): the one retry policy is finetune_hub's
-`call_with_retries`, so a retried create always checks `find` first.
+The connection (options, credentials, clients, error translation) is `bedrock_connection.py`;
+the serving modes (Provisioned Throughput, on-demand custom model deployments) are
+`bedrock_deploy.py`; Bedrock's wire shapes (states, names, CSVs, Converse) are `bedrock_wire.py`.
 
 Job options: `role_arn` and `s3_uri` (required), `job_name`, `custom_model_name`,
-`customization_type`, `teacher_model` (distillation), `vpc_config`, `kms_key_id`, `tags`.
-Deployment code (provisioned throughput, on-demand deployments, prices) is in `bedrock_deploy.py`.
+`customization_type`, `teacher_model` and `max_response_length` (distillation), `vpc_config`,
+`kms_key_id`, `tags`, `multipart_threshold`. docs/providers/bedrock.md has the full table.
+
+>>> backend = BedrockBackend.from_options({"role_arn": "arn:aws:iam::123456789012:role/ft",
+...                                        "s3_uri": "s3://my-bucket/ft/"})
+>>> backend.names("ftj_0123456789ab", suffix="gozaru")[:2]
+('fh-0123456789ab', 'gozaru-0123456789ab')
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    EndpointConnectionError,
-)
-
-from finetune_hub.checks.hyperparams import check_hyperparameters
+from finetune_hub.errors import ProviderError
 from finetune_hub.issues import Issue
-from finetune_hub.providers.base import Capability, DataRef, Provider, ProviderError, ProviderJob
-from finetune_hub.providers.bedrock_deploy import BedrockDeployMixin
-from finetune_hub.providers.bedrock_util import (  # noqa: F401 - re-exported
-    _PHASES,
-    _STORED,
-    BEDROCK_STATES,
+from finetune_hub.providers.base import (
+    Capability,
+    DataRef,
+    PreparedJob,
+    ProviderJob,
+    TuningBackend,
+)
+from finetune_hub.providers.bedrock_connection import BedrockConnection, is_not_found
+from finetune_hub.providers.bedrock_wire import (
     CUSTOMIZATION_TYPES,
     JOB_NAME_RE,
     MODEL_NAME_RE,
-    NOT_FOUND_CODES,
     ROLE_ARN_RE,
     S3_URI_RE,
     STATE_MAP,
-    TOKEN_RE,
-    _error_code,
-    _file_digest,
-    _http_status,
-    _jsonable,
-    _parse_time,
-    _slug,
-    client_error,
+    TUNABLE_TYPES,
+    converse_args,
+    converse_text,
+    file_digest,
     job_status,
+    jsonable,
     merge_metrics_csv,
+    parse_time,
+    phase_events,
+    slug,
 )
-from finetune_hub.providers.openai import _plain_jsonl
-from finetune_hub.rules import resolve
 from finetune_hub.status import JobEvent, MetricPoint
 
-if TYPE_CHECKING:
-    from finetune_hub.jobs.spec import JobSpec
+_METRICS_FILES = ("step_wise_training_metrics.csv", "validation_metrics.csv")
+#: (option, pattern, what it is for, what it must look like): checked before any upload
+_REQUIRED = (
+    (
+        "role_arn",
+        ROLE_ARN_RE,
+        "the IAM role Bedrock assumes to read the data and write the output "
+        "(see docs/providers/bedrock.md)",
+        "an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>)",
+    ),
+    (
+        "s3_uri",
+        S3_URI_RE,
+        "(s3://bucket/prefix/) where the data and the job output go",
+        "an s3://bucket/prefix/ URI",
+    ),
+)
+_NAMES = (
+    ("job_name", JOB_NAME_RE, "jobName"),
+    ("custom_model_name", MODEL_NAME_RE, "customModelName"),
+)
 
-T = TypeVar("T")
 
-
-class BedrockProvider(BedrockDeployMixin, Provider):
-    """Amazon Bedrock: S3 data, model customization jobs, metrics CSVs, PT / on-demand, Converse."""
+class BedrockBackend(TuningBackend):
+    """Amazon Bedrock: S3 data, model customization jobs, sub-phase events, metrics CSVs,
+    Converse, custom-model deletion. A custom model answers through a deployment
+    (`model.deploy("provisioned-throughput" | "on-demand", confirm_cost=True)`)."""
 
     name = "bedrock"
     display_name = "Amazon Bedrock"
@@ -77,265 +87,189 @@ class BedrockProvider(BedrockDeployMixin, Provider):
             Capability.EVENTS,
             Capability.METRICS,
             Capability.CHAT,
-            Capability.DEPLOY,
             Capability.DELETE_MODEL,
         }
     )
     state_map = STATE_MAP
-
-    def __init__(self, options: dict[str, Any] | None = None) -> None:
-        super().__init__(options)
-        self._clients: dict[str, Any] = {}
-        self._session: Any = None
-
-    # -- connection -------------------------------------------------------------------------------
-    @property
-    def region(self) -> str:
-        return (
-            self.options.get("region")
-            or os.environ.get("AWS_REGION")
-            or os.environ.get("AWS_DEFAULT_REGION")
-            or "us-east-1"
-        )
+    connection_class = BedrockConnection
 
     def client(self, service: str) -> Any:
-        """A boto3 client (`bedrock`, `s3`, `bedrock-runtime`), made on first use."""
-        if service not in self._clients:
-            if self._session is None:
-                self._session = boto3.session.Session(
-                    profile_name=self.options.get("profile"), region_name=self.region
-                )
-            config = Config(
-                retries={"total_max_attempts": 1, "mode": "standard"},
-                connect_timeout=self.options.get("timeout", 60),
-                read_timeout=self.options.get("timeout", 60),
-            )
-            kwargs: dict[str, Any] = {"config": config}
-            if self.options.get("endpoint_url"):
-                kwargs["endpoint_url"] = self.options["endpoint_url"]
-            self._clients[service] = self._session.client(service, **kwargs)
-        return self._clients[service]
-
-    def credentials_source(self) -> dict[str, str]:
-        if "profile" in self.options:
-            return {"aws": f"profile:{self.options['profile']}"}
-        return {
-            "aws": "env:AWS_ACCESS_KEY_ID"
-            if "AWS_ACCESS_KEY_ID" in os.environ
-            else "boto3 default chain"
-        }
-
-    def stored_options(self) -> dict[str, Any]:
-        return {k: self.options[k] for k in _STORED if k in self.options}
-
-    def call(self, operation: str, fn: Callable[[], T]) -> T:
-        """Run one boto3 call, turning botocore errors into `ProviderError`."""
-        try:
-            return fn()
-        except ClientError as exc:
-            raise client_error(self.name, operation, exc) from None
-        except (EndpointConnectionError, ConnectionClosedError) as exc:
-            raise ProviderError(
-                self.name, operation, f"connection failed: {exc}", retryable=True
-            ) from None
-        except BotoCoreError as exc:
-            raise ProviderError(self.name, operation, str(exc), retryable=False) from None
+        """The connection's boto3 client for `service`."""
+        return self.connection.client(service)
 
     # -- checks -----------------------------------------------------------------------------------
-    def check(self, spec: JobSpec) -> list[Any]:
-        """Options Bedrock needs, checked before anything is uploaded."""
-        o = {**self.options, **spec.options}
+    def check(self, job: PreparedJob) -> list[Issue]:
+        """Options Bedrock needs (role, S3 location, name patterns, a customization type for the
+        method, a teacher for distillation), checked before anything is uploaded."""
+        o = self.options
         issues: list[Issue] = []
-        required = (
-            (
-                "role_arn",
-                ROLE_ARN_RE,
-                "the IAM role Bedrock assumes to read the data and write the output (see docs/providers/bedrock.md)",
-                "an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>)",
-            ),
-            (
-                "s3_uri",
-                S3_URI_RE,
-                "(s3://bucket/prefix/) where the data and the job output go",
-                "an s3://bucket/prefix/ URI",
-            ),
-        )
-        for key, pattern, purpose, shape in required:
-            value = o.get(key)
+        for key, pattern, purpose, shape in _REQUIRED:
+            value = getattr(o, key)
             if not value:
                 issues.append(
-                    Issue(
-                        code=f"missing_{key}",
-                        field=f"options.{key}",
-                        message=f"Bedrock needs options['{key}']: {purpose}",
-                    )
+                    _issue(f"missing_{key}", key, f"Bedrock needs options['{key}']: {purpose}")
                 )
             elif not pattern.match(value):
-                issues.append(
-                    Issue(
-                        code=f"invalid_{key}",
-                        field=f"options.{key}",
-                        message=f"{value!r} is not {shape}",
-                    )
-                )
-        for key, pattern, what in (
-            ("job_name", JOB_NAME_RE, "jobName"),
-            ("custom_model_name", MODEL_NAME_RE, "customModelName"),
-        ):
-            value = o.get(key)
+                issues.append(_issue(f"invalid_{key}", key, f"{value!r} is not {shape}"))
+        for key, pattern, what in _NAMES:
+            value = getattr(o, key)
             if value is not None and (not 1 <= len(value) <= 63 or not pattern.match(value)):
                 issues.append(
-                    Issue(
-                        code=f"invalid_{key}",
-                        field=f"options.{key}",
-                        message=f"{value!r} is not a valid Bedrock {what} (1-63 characters, pattern {pattern.pattern})",
+                    _issue(
+                        f"invalid_{key}",
+                        key,
+                        f"{value!r} is not a valid Bedrock {what} "
+                        f"(1-63 characters, pattern {pattern.pattern})",
                     )
                 )
-        if spec.method == "distillation" and not o.get("teacher_model"):
+        kind = self.customization_type(job.method)
+        if o.customization_type and o.customization_type not in CUSTOMIZATION_TYPES.values():
             issues.append(
-                Issue(
-                    code="missing_teacher_model",
-                    field="options.teacher_model",
-                    message="distillation needs options['teacher_model'] (the teacher model id or inference profile)",
+                _issue(
+                    "invalid_customization_type",
+                    "customization_type",
+                    f"unknown customizationType {o.customization_type!r} "
+                    f"(one of {', '.join(CUSTOMIZATION_TYPES.values())})",
                 )
             )
-        if o.get("customization_type") and o["customization_type"] not in (
-            "FINE_TUNING",
-            "CONTINUED_PRE_TRAINING",
-            "DISTILLATION",
-        ):
+        elif kind is None:
             issues.append(
-                Issue(
-                    code="invalid_customization_type",
-                    field="options.customization_type",
-                    message=f"unknown customizationType {o['customization_type']!r}",
+                _issue(
+                    "unsupported_method",
+                    "customization_type",
+                    f"finetune_hub does not submit Bedrock {job.method!r} jobs yet "
+                    f"(it submits: {', '.join(CUSTOMIZATION_TYPES)})",
+                )
+            )
+        if kind == "DISTILLATION" and not o.teacher_model:
+            issues.append(
+                _issue(
+                    "missing_teacher_model",
+                    "teacher_model",
+                    "distillation needs options['teacher_model'] "
+                    "(the teacher model id or inference profile)",
                 )
             )
         return issues
 
+    def customization_type(self, method: str) -> str | None:
+        """Bedrock's customizationType for `method`: options['customization_type'], else the
+        method's own (None when finetune_hub has none for it)."""
+        return self.options.customization_type or CUSTOMIZATION_TYPES.get(method)
+
     # -- files ------------------------------------------------------------------------------------
-    def _bucket_prefix(self) -> tuple[str, str]:
-        m = S3_URI_RE.match(self.options.get("s3_uri") or "")
+    def _bucket_prefix(self, operation: str) -> tuple[str, str]:
+        m = S3_URI_RE.match(self.options.s3_uri or "")
         if not m:
             raise ProviderError(
                 self.name,
-                "upload",
+                operation,
                 "options['s3_uri'] must be s3://bucket/prefix/",
                 retryable=False,
             )
         prefix = m.group(2)
         return m.group(1), (prefix if not prefix or prefix.endswith("/") else prefix + "/")
 
-    def upload(self, path: str, purpose: str, job_id: str | None = None) -> DataRef:
+    def upload(self, path: str, purpose: str, job_id: str) -> DataRef:
         """Upload to `<s3_uri><job id>/<purpose>.jsonl` with a SHA-256 checksum (multipart above
-        `multipart_threshold`, 8 MiB by default). Reuses an identical object; refuses to replace a
-        different one."""
+        `multipart_threshold`, 8 MiB by default). An identical object there is reused; a
+        different one is never replaced."""
         from boto3.s3.transfer import TransferConfig
 
-        bucket, prefix = self._bucket_prefix()
-        folder = job_id or self.options.get("job_id") or _file_digest(path)[:16]
-        key = f"{prefix}{folder}/{purpose}.jsonl"
-        s3 = self.client("s3")
-        with _plain_jsonl(path) as plain:
-            digest = _file_digest(plain)
-            size = os.path.getsize(plain)
-            existing = self._head(bucket, key)
-            if existing is not None:
-                theirs = (existing.get("Metadata") or {}).get("sha256")
-                if theirs != digest:
-                    raise ProviderError(
-                        self.name,
-                        "upload",
-                        f"s3://{bucket}/{key} already exists with different content (sha256 {theirs or 'unknown'}, ours {digest}); not overwriting it: use another s3_uri or delete the object",
-                        retryable=False,
-                    )
-                return DataRef(
-                    purpose=purpose, id=f"s3://{bucket}/{key}", path=str(path), bytes=size
+        bucket, prefix = self._bucket_prefix("upload")
+        key = f"{prefix}{job_id}/{purpose}.jsonl"
+        uri = f"s3://{bucket}/{key}"
+        digest = file_digest(path)
+        size = os.path.getsize(path)
+        existing = self._head(bucket, key)
+        if existing is not None:
+            theirs = (existing.get("Metadata") or {}).get("sha256")
+            if theirs != digest:
+                raise ProviderError(
+                    self.name,
+                    "upload",
+                    f"{uri} already exists with different content (sha256 "
+                    f"{theirs or 'unknown'}, ours {digest}); not overwriting it: use another "
+                    "s3_uri or delete the object",
+                    retryable=False,
                 )
-            threshold = int(self.options.get("multipart_threshold", 8 * 1024 * 1024))
-            config = TransferConfig(
-                multipart_threshold=threshold,
-                multipart_chunksize=max(threshold, 5 * 1024 * 1024),
-                max_concurrency=4,
-            )
-            extra = {
-                "Metadata": {"sha256": digest},
-                "ChecksumAlgorithm": "SHA256",
-                "ContentType": "application/jsonl",
-            }
-            self.call(
-                "upload", lambda: s3.upload_file(plain, bucket, key, ExtraArgs=extra, Config=config)
-            )
-        return DataRef(purpose=purpose, id=f"s3://{bucket}/{key}", path=str(path), bytes=size)
+            return DataRef(purpose=purpose, id=uri, path=str(path), bytes=size)
+        threshold = self.options.multipart_threshold
+        config = TransferConfig(
+            multipart_threshold=threshold,
+            multipart_chunksize=max(threshold, 5 * 1024 * 1024),
+            max_concurrency=4,
+        )
+        extra = {
+            "Metadata": {"sha256": digest},
+            "ChecksumAlgorithm": "SHA256",
+            "ContentType": "application/jsonl",
+        }
+        s3 = self.client("s3")
+        self.call(
+            "upload", lambda: s3.upload_file(path, bucket, key, ExtraArgs=extra, Config=config)
+        )
+        return DataRef(purpose=purpose, id=uri, path=str(path), bytes=size)
 
     def _head(self, bucket: str, key: str) -> dict[str, Any] | None:
+        s3 = self.client("s3")
         try:
-            return self.client("s3").head_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            if _error_code(exc) in NOT_FOUND_CODES or _http_status(exc) == 404:
+            return self.call("upload", lambda: s3.head_object(Bucket=bucket, Key=key))
+        except ProviderError as exc:
+            if is_not_found(exc):
                 return None
-            raise client_error(self.name, "upload", exc) from None
+            raise
 
     # -- jobs -------------------------------------------------------------------------------------
-    def names(self, spec: JobSpec | None, idempotency_key: str) -> tuple[str, str, str]:
-        """(jobName, customModelName, clientRequestToken) for the local job id."""
-        core = _slug(idempotency_key.removeprefix("ftj_"))
-        job_name = self.options.get("job_name") or f"fh-{core}"[:63]
-        suffix = _slug(spec.suffix) if spec is not None and spec.suffix else ""
-        model_name = self.options.get("custom_model_name") or (
-            f"{suffix}-{core}" if suffix else f"fh-{core}"
-        )[-63:].lstrip("-_")
-        token = _slug(f"fh-{idempotency_key}")[:256]
+    def names(self, job_id: str, suffix: str | None = None) -> tuple[str, str, str]:
+        """(jobName, customModelName, clientRequestToken) for the local job id: options'
+        `job_name` / `custom_model_name` when set, else derived from the id (and `suffix`)."""
+        core = slug(job_id.removeprefix("ftj_"))
+        job_name = self.options.job_name or f"fh-{core}"[:63]
+        default_model = f"{slug(suffix)}-{core}" if suffix else f"fh-{core}"
+        model_name = self.options.custom_model_name or default_model[-63:].lstrip("-_")
+        token = slug(f"fh-{job_id}")[:256]
         return job_name, model_name, token
 
-    def create(self, spec: JobSpec, refs: dict[str, DataRef], idempotency_key: str) -> ProviderJob:
-        rules, _ = resolve(self.name, spec.base_model, spec.method)
-        o = {**self.options, **spec.options}
-        role = o.get("role_arn")
-        if not role or not ROLE_ARN_RE.match(role):
-            raise ProviderError(
-                self.name, "create", "options['role_arn'] must be an IAM role ARN", retryable=False
-            )
-        bucket, prefix = self._bucket_prefix()
-        job_name, model_name, token = self.names(spec, idempotency_key)
-        values = {
-            k: str(v)
-            for k, v in check_hyperparameters(spec.hyperparameters, rules).provider_values.items()
-        }
+    def create(self, job: PreparedJob, refs: dict[str, DataRef]) -> ProviderJob:
+        o = self.options
+        bucket, prefix = self._bucket_prefix("create")
+        job_name, model_name, token = self.names(job.job_id, job.suffix)
+        kind = self.customization_type(job.method) or "FINE_TUNING"
         kwargs: dict[str, Any] = {
             "jobName": job_name,
             "customModelName": model_name,
-            "roleArn": role,
+            "roleArn": o.role_arn,
             "clientRequestToken": token,
-            "baseModelIdentifier": rules.model_id or spec.base_model,
-            "customizationType": o.get("customization_type")
-            or CUSTOMIZATION_TYPES.get(spec.method, "FINE_TUNING"),
+            "baseModelIdentifier": job.model_id,
+            "customizationType": kind,
             "trainingDataConfig": {"s3Uri": refs["training"].id},
-            "outputDataConfig": {"s3Uri": f"s3://{bucket}/{prefix}{idempotency_key}/output/"},
-            "hyperParameters": values,
+            "outputDataConfig": {"s3Uri": f"s3://{bucket}/{prefix}{job.job_id}/output/"},
+            "hyperParameters": {k: _wire_string(v) for k, v in job.hyperparameters.items()},
         }
         if "validation" in refs:
             kwargs["validationDataConfig"] = {"validators": [{"s3Uri": refs["validation"].id}]}
-        if kwargs["customizationType"] == "DISTILLATION":
+        if kind == "DISTILLATION":
             teacher = {
-                "teacherModelIdentifier": o["teacher_model"],
-                "maxResponseLengthForInference": int(o.get("max_response_length", 1000)),
+                "teacherModelIdentifier": o.teacher_model,
+                "maxResponseLengthForInference": o.max_response_length,
             }
             kwargs["customizationConfig"] = {"distillationConfig": {"teacherModelConfig": teacher}}
-        if o.get("vpc_config"):
-            kwargs["vpcConfig"] = o["vpc_config"]
-        if o.get("kms_key_id"):
-            kwargs["customModelKmsKeyId"] = o["kms_key_id"]
-        if o.get("tags"):
-            tags = [{"key": str(k), "value": str(v)} for k, v in dict(o["tags"]).items()]
+        if o.vpc_config:
+            kwargs["vpcConfig"] = o.vpc_config
+        if o.kms_key_id:
+            kwargs["customModelKmsKeyId"] = o.kms_key_id
+        if o.tags:
+            tags = [{"key": str(k), "value": str(v)} for k, v in o.tags.items()]
             kwargs["jobTags"] = tags
             kwargs["customModelTags"] = tags
         bedrock = self.client("bedrock")
         created = self.call("create", lambda: bedrock.create_model_customization_job(**kwargs))
         return self.get(created["jobArn"])
 
-    def find(self, idempotency_key: str) -> ProviderJob | None:
-        job_name, _, _ = self.names(None, idempotency_key)
+    def find(self, job_id: str) -> ProviderJob | None:
+        """The job named after `job_id` (exact name match), if an earlier create made it."""
+        job_name, _, _ = self.names(job_id)
         bedrock = self.client("bedrock")
         page = self.call(
             "find",
@@ -347,11 +281,15 @@ class BedrockProvider(BedrockDeployMixin, Provider):
         return None
 
     def get(self, provider_job_id: str) -> ProviderJob:
+        return self._to_job(self._describe(provider_job_id, "get"))
+
+    def _describe(self, provider_job_id: str, operation: str) -> dict[str, Any]:
+        """The job as Bedrock describes it, as plain data; errors name `operation`."""
         bedrock = self.client("bedrock")
         raw = self.call(
-            "get", lambda: bedrock.get_model_customization_job(jobIdentifier=provider_job_id)
+            operation, lambda: bedrock.get_model_customization_job(jobIdentifier=provider_job_id)
         )
-        return self._to_job(raw)
+        return jsonable(raw)
 
     def cancel(self, provider_job_id: str) -> None:
         bedrock = self.client("bedrock")
@@ -360,7 +298,6 @@ class BedrockProvider(BedrockDeployMixin, Provider):
         )
 
     def _to_job(self, raw: dict[str, Any]) -> ProviderJob:
-        raw = _jsonable({k: v for k, v in raw.items() if k != "ResponseMetadata"})
         status = raw.get("status")
         failed = status == "Failed"
         return ProviderJob(
@@ -369,62 +306,41 @@ class BedrockProvider(BedrockDeployMixin, Provider):
             raw_status=status,
             fine_tuned_model=raw.get("outputModelArn") if status == "Completed" else None,
             error=(raw.get("failureMessage") or "the job failed") if failed else None,
-            created_at=_parse_time(raw.get("creationTime")),
-            finished_at=_parse_time(raw.get("endTime")),
+            created_at=parse_time(raw.get("creationTime")),
+            finished_at=parse_time(raw.get("endTime")),
             raw=raw,
         )
 
     # -- events and metrics -----------------------------------------------------------------------
     def events(self, provider_job_id: str, after: str | None = None) -> list[JobEvent]:
-        """One event per sub-phase state seen now (validation, data processing, training), from
-        `statusDetails`; Bedrock has no event log. Ids are `<phase>:<status>`."""
-        job = self.get(provider_job_id).raw
-        found: list[JobEvent] = []
-        base_time = _parse_time(job.get("creationTime")) or dt.datetime.now(dt.UTC)
-        for key, label in _PHASES:
-            detail = (job.get("statusDetails") or {}).get(key) or {}
-            state = detail.get("status")
-            if state and state != "NotStarted":
-                when = _parse_time(detail.get("lastModifiedTime")) or base_time
-                found.append(
-                    JobEvent(
-                        id=f"{key}:{state}",
-                        created_at=when,
-                        level="error" if state == "Failed" else "info",
-                        message=f"{label}: {state}",
-                        type="status",
-                    )
-                )
-        if job.get("status") in ("Completed", "Failed", "Stopped"):
-            when = (
-                _parse_time(job.get("endTime"))
-                or _parse_time(job.get("lastModifiedTime"))
-                or base_time
-            )
-            message = f"job {job['status']}" + (
-                f": {job.get('failureMessage')}" if job["status"] == "Failed" else ""
-            )
-            found.append(
-                JobEvent(
-                    id=f"job:{job['status']}",
-                    created_at=when,
-                    level="error" if job["status"] == "Failed" else "info",
-                    message=message,
-                    type="status",
-                )
-            )
+        """One event per sub-phase state seen now (validation, data processing, training) and
+        one for the job's end, from `statusDetails`: Bedrock keeps no event log. Ids are
+        `<phase>:<status>`."""
+        found = [JobEvent(**e) for e in phase_events(self._describe(provider_job_id, "events"))]
         ids = [e.id for e in found]
         return found[ids.index(after) + 1 :] if after in ids else found
 
     def metrics(self, provider_job_id: str) -> list[MetricPoint]:
         """Per-step metrics from `step_wise_training_metrics.csv` and `validation_metrics.csv`
         anywhere under the job's output prefix, merged by step."""
-        job = self.get(provider_job_id).raw
-        out = (job.get("outputDataConfig") or {}).get("s3Uri", "")
-        m = S3_URI_RE.match(out)
+        job = self._describe(provider_job_id, "metrics")
+        m = S3_URI_RE.match((job.get("outputDataConfig") or {}).get("s3Uri", ""))
         if not m:
             return []
         bucket, prefix = m.group(1), m.group(2)
+        s3 = self.client("s3")
+        points: dict[int, dict[str, Any]] = {}
+        for key in sorted(self._list_keys(bucket, prefix)):
+            name = key.rsplit("/", 1)[-1]
+            if name not in _METRICS_FILES:
+                continue
+            body = self.call(
+                "metrics", lambda k=key: s3.get_object(Bucket=bucket, Key=k)["Body"].read()
+            )
+            merge_metrics_csv(points, body.decode("utf-8"), validation=name.startswith("valid"))
+        return [MetricPoint(**points[s]) for s in sorted(points)]
+
+    def _list_keys(self, bucket: str, prefix: str) -> list[str]:
         s3 = self.client("s3")
         keys: list[str] = []
         token: str | None = None
@@ -436,16 +352,55 @@ class BedrockProvider(BedrockDeployMixin, Provider):
             keys += [o["Key"] for o in page.get("Contents", [])]
             token = page.get("NextContinuationToken")
             if not token:
-                break
-        points: dict[int, dict[str, Any]] = {}
-        for key in sorted(keys):
-            name = key.rsplit("/", 1)[-1]
-            if name not in ("step_wise_training_metrics.csv", "validation_metrics.csv"):
-                continue
-            body = self.call(
-                "metrics", lambda k=key: s3.get_object(Bucket=bucket, Key=k)["Body"].read()
+                return keys
+
+    # -- using the model --------------------------------------------------------------------------
+    def chat(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> str:
+        """One Converse turn on `model` as it is (a model id or ARN Bedrock serves without a
+        deployment, an inference profile, a Provisioned Throughput ARN). A custom model usually
+        needs a deployment first: `model.deploy(...)`, then `deployment.chat(...)`."""
+        return self.converse(model, messages, **kwargs)
+
+    def converse(self, model_id: str, messages: list[dict[str, Any]], **kwargs: Any) -> str:
+        """One bedrock-runtime Converse call; returns the reply text. OpenAI-style messages are
+        converted (system messages to `system`, consecutive turns of one role merged)."""
+        runtime = self.client("bedrock-runtime")
+        args = converse_args(model_id, messages, **kwargs)
+        return converse_text(self.call("chat", lambda: runtime.converse(**args)))
+
+    def delete_model(self, model: str) -> None:
+        """Delete the custom model (its deployments first); one already gone is not an error."""
+        bedrock = self.client("bedrock")
+        try:
+            self.call("delete_model", lambda: bedrock.delete_custom_model(modelIdentifier=model))
+        except ProviderError as exc:
+            if not is_not_found(exc):
+                raise
+
+    def tunable_models(self) -> list[str] | None:
+        """The foundation model ids Bedrock lists for fine-tuning, continued pre-training or
+        distillation in the connection's region (`list_foundation_models(byCustomizationType)`).
+
+        >>> BedrockBackend.from_options({}).tunable_models()  # doctest: +SKIP
+        ['amazon.nova-lite-v1:0:300k', 'amazon.titan-text-lite-v1:0:4k', ...]
+        """
+        bedrock = self.client("bedrock")
+        found: set[str] = set()
+        for kind in TUNABLE_TYPES:
+            page = self.call(
+                "tunable_models",
+                lambda k=kind: bedrock.list_foundation_models(byCustomizationType=k),
             )
-            merge_metrics_csv(
-                points, body.decode("utf-8"), validation=name.startswith("validation")
-            )
-        return [MetricPoint(**points[s]) for s in sorted(points)]
+            found.update(m["modelId"] for m in page.get("modelSummaries", []) if m.get("modelId"))
+        return sorted(found)
+
+
+def _issue(code: str, key: str, message: str) -> Issue:
+    return Issue(code=code, field=f"options.{key}", message=message)
+
+
+def _wire_string(value: Any) -> str:
+    """Bedrock's hyperParameters are a string map: booleans as 'true'/'false'."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
