@@ -113,3 +113,29 @@ def test_rules_check_live_on_openai_says_there_is_no_such_api(capsys):
         == 2
     )
     assert "no list of tunable models" in capsys.readouterr().out
+
+
+def test_rules_check_live_against_the_bedrock_fake(capsys, fake_bedrock):
+    """The fake lists Nova, Claude 3 Haiku, Llama 3.1 8B and Titan Text Lite: the rules list more
+    models, so the command prints those the provider does not offer and exits 1."""
+    code = main(["rules", "check", "--live", "--provider", "bedrock"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "Amazon Bedrock: 6 model(s) tunable per its API on 2026-11-30" in out
+    assert (
+        "meta.llama3-3-70b-instruct-v1:0:128k: the rules accept it; the provider does not list"
+        in out
+    )
+    assert "agreeing:" in out and "amazon.nova-lite-v1:0:300k" in out
+
+
+def test_rules_check_live_prints_models_new_to_the_rules(capsys, fake_bedrock):
+    from finetune_hub.testing.bedrock_fake_ext import FOUNDATION_MODELS
+
+    new = dict(FOUNDATION_MODELS[0], modelId="amazon.nova-9-v1:0:1m", modelName="Nova 9")
+    fake_bedrock.foundation_models = [*FOUNDATION_MODELS, new]
+    assert main(["rules", "check", "--live", "--provider", "bedrock"]) == 1
+    assert (
+        "amazon.nova-9-v1:0:1m: the provider can tune it; the rules do not list it"
+        in capsys.readouterr().out
+    )
