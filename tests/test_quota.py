@@ -175,3 +175,21 @@ def test_gradient_accumulation_steps_is_taken_by_the_local_backend():
     rules, _ = resolve("local", "smollm2-135m-instruct", "sft")
     check = check_hyperparameters({"gradient_accumulation_steps": 4}, rules)
     assert not check.issues and check.provider_values == {"gradient_accumulation_steps": 4}
+
+
+def test_submit_quota_flag_reaches_the_job(capsys, tmp_path, many_titan_records, fake_bedrock):
+    argv = [
+        "submit",
+        "--provider", "bedrock",
+        "--model", TITAN_LITE,
+        "--training-file", str(many_titan_records),
+        "--option", f"role_arn={fake_bedrock.role_arn}",
+        "--option", f"s3_uri={fake_bedrock.s3_uri}",
+        "--home", str(tmp_path / "home"),
+    ]  # fmt: skip
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "default account quota" in out and "nothing was uploaded or submitted" in out
+    assert fake_bedrock.s3_writes() == []
+    assert main([*argv, "--quota", "max_training_records=20000"]) == 0, capsys.readouterr().out
+    assert len(fake_bedrock.jobs()) == 1

@@ -23,7 +23,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def add_job_commands(sub: Any) -> None:
     """Register the job subcommands on the main parser's subparsers."""
-    from finetune_hub.cli.args import parse_hp
+    from finetune_hub.cli.args import parse_hp, parse_quota
 
     p = sub.add_parser("submit", help="validate, upload and submit a job (from a job file or flags)")
     p.add_argument("job_file", nargs="?", help="a YAML or TOML job description")
@@ -35,6 +35,7 @@ def add_job_commands(sub: Any) -> None:
     p.add_argument("--suffix")
     p.add_argument("--hp", action="append", type=parse_hp, default=[], metavar="K=V", help="hyperparameter (repeatable)")
     p.add_argument("--option", action="append", type=parse_hp, default=[], metavar="K=V", help="provider option (repeatable)")
+    p.add_argument("--quota", action="append", type=parse_quota, default=[], metavar="K=N", help="your account's raised default quota, repeatable (max_training_records=20000)")
     p.add_argument("--wait", action="store_true", help="follow the job until it ends")
     p.add_argument("--poll-interval", type=float, default=10.0, help="seconds between polls with --wait (backs off)")
     p.add_argument("--home", help="job store folder (default $FINETUNE_HUB_HOME or ~/.finetune_hub)")
@@ -102,6 +103,8 @@ def cmd_submit(args: argparse.Namespace, console: Console) -> int:
         fields["hyperparameters"] = dict(args.hp)
     if args.option:
         fields["options"] = dict(args.option)
+    if args.quota:
+        fields["quotas"] = dict(args.quota)
     store = _store(args)
     if args.job_file:
         job = TuningJob.from_file(args.job_file, store=store, **fields)  # --hp/--option merge into the file's
