@@ -347,3 +347,23 @@ def test_foundry_open_models_on_the_openai_compatible_surface(fake_azure_openai)
         },
     )
     assert response.status_code == 201
+
+
+def test_models_archive_and_restore(fake_azure_foundry, ml):
+    fake = fake_azure_foundry
+    tuned_model(fake, ml)
+    ml.models.archive(name="phi-ft", version="1")
+    assert fake.models[("phi-ft", "1")].archived
+    assert list(ml.models.list(name="phi-ft")) == []
+    ml.models.restore(name="phi-ft", version="1")
+    assert [m.version for m in ml.models.list(name="phi-ft")] == ["1"]
+
+
+def test_endpoint_gets_move_the_clock(fake_azure_foundry, ml):
+    start = fake_azure_foundry.clock.now()
+    ml.serverless_endpoints.begin_create_or_update(
+        ServerlessEndpoint(name="base-ep", model_id=PHI), polling=False
+    )
+    states = {ml.serverless_endpoints.get("base-ep").provisioning_state for _ in range(15)}
+    assert states == {"creating", "succeeded"}
+    assert fake_azure_foundry.clock.now() - start == 15 * fake_azure_foundry.auto_advance

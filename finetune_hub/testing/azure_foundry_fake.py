@@ -71,7 +71,8 @@ class FakeAzureFoundry(FoundryState):
 
     - `clock`: a shared `FakeClock`; `phases`: the job timeline before "Completed", as
       (status, seconds) pairs (default NotStarted 10, Queued 30, Running 120);
-    - `auto_advance`: seconds each GET of a job moves the clock (0: never);
+    - `auto_advance`: seconds each GET of a job, endpoint or subscription moves the clock (0:
+      never), so a client that polls without sleeping still sees things happen;
     - `deploy_seconds`, `delete_seconds`, `cancel_seconds`, `subscribe_seconds`: how long
       endpoint creation and deletion, a cancel and a marketplace subscription take;
     - `metric_step_seconds`: one made-up training step (loss point) per this many seconds;

@@ -183,8 +183,38 @@ def get_model_version(ctx: Ctx, name: str, version: str) -> FakeResponse:
 
 def list_model_versions(ctx: Ctx, name: str) -> FakeResponse:
     ctx.api_version()
-    value = [m.render(ctx.fake) for (n, _), m in ctx.fake.models.items() if n == name.lower()]
+    everything = ctx.request.query.get("listViewType", "ActiveOnly") == "All"
+    value = [
+        m.render(ctx.fake)
+        for (n, _), m in ctx.fake.models.items()
+        if n == name.lower() and (everything or not m.archived)
+    ]
     return ctx.ok({"value": value})
+
+
+def put_model_version(ctx: Ctx, name: str, version: str) -> FakeResponse:
+    """Only archiving and restoring (`models.archive` / `models.restore`): registering new models
+    is the fine-tuning jobs' business here. A model that an endpoint serves is not archived."""
+    ctx.api_version()
+    model = ctx.fake.models.get((name.lower(), version))
+    if model is None:
+        raise AzureError(400, "UserError", "The fake registers models only from fine-tuning jobs.")
+    archived = bool((ctx.body().get("properties") or {}).get("isArchived"))
+    now = ctx.fake.clock.now()
+    serving = [
+        e.name
+        for e in ctx.fake.endpoints.values()
+        if not e.gone(now) and e.model_id == model.asset_id(ctx.fake)
+    ]
+    if archived and serving:
+        raise AzureError(
+            409,
+            "Conflict",
+            f"Model {name}:{version} is deployed ({', '.join(serving)}); delete the deployment "
+            "first.",
+        )
+    model.archived = archived
+    return ctx.ok(model.render(ctx.fake))
 
 
 # --- marketplace subscriptions ---------------------------------------------------------------
@@ -235,6 +265,8 @@ def get_subscription(ctx: Ctx, name: str) -> FakeResponse:
     subscription = ctx.fake.subscriptions.get(name.lower())
     if subscription is None:
         raise _not_found("Marketplace subscription", name)
+    if ctx.fake.auto_advance:
+        ctx.fake.advance(ctx.fake.auto_advance)
     return ctx.ok(subscription.render(ctx.fake))
 
 
@@ -330,7 +362,10 @@ def _live_endpoint(ctx: Ctx, name: str) -> Endpoint:
 
 def get_endpoint(ctx: Ctx, name: str) -> FakeResponse:
     ctx.api_version()
-    return ctx.ok(_live_endpoint(ctx, name).render(ctx.fake))
+    endpoint = _live_endpoint(ctx, name)
+    if ctx.fake.auto_advance:
+        ctx.fake.advance(ctx.fake.auto_advance)
+    return ctx.ok(endpoint.render(ctx.fake))
 
 
 def list_endpoints(ctx: Ctx) -> FakeResponse:
@@ -399,6 +434,7 @@ ROUTES = [
     ("GET", rf"/data/{_N}/versions", list_data_versions),
     ("GET", rf"/data/{_N}", get_data_container),
     ("GET", rf"/models/{_N}/versions/{_V}", get_model_version),
+    ("PUT", rf"/models/{_N}/versions/{_V}", put_model_version),
     ("GET", rf"/models/{_N}/versions", list_model_versions),
     ("PUT", rf"/marketplaceSubscriptions/{_N}", put_subscription),
     ("GET", rf"/marketplaceSubscriptions/{_N}", get_subscription),

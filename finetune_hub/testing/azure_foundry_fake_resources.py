@@ -221,6 +221,7 @@ class RegisteredModel:
     base: CatalogModel | None
     created_at: float
     tags: dict[str, str] = field(default_factory=dict)
+    archived: bool = False
 
     def asset_id(self, fake: FakeAzureFoundry) -> str:
         """The id a serverless endpoint takes."""
@@ -239,7 +240,7 @@ class RegisteredModel:
                 "modelUri": f"azureml://jobs/{self.job_name}/outputs/registered_model",
                 "jobName": self.job_name,
                 "flavors": {},
-                "isArchived": False,
+                "isArchived": self.archived,
                 "isAnonymous": False,
                 "tags": dict(self.tags),
                 "properties": {
