@@ -159,3 +159,46 @@ def test_example_runs_against_the_fake(fake_azure_foundry, store, monkeypatch, c
     assert (table.base_rate, table.tuned_rate) == (0.0, 1.0)
     assert store.list_deployments(active_only=True) == []
     assert fake.count("DELETE", r"/serverlessEndpoints/[^/]+") == 2
+
+
+def test_the_tuned_model_is_archived_once_its_endpoint_is_gone(fake_azure_foundry, model):
+    fake = fake_azure_foundry
+    deployment = model.deploy(confirm_cost=True)
+    deployment.wait_ready(poll_interval=30)
+    with pytest.raises(fh.ProviderError, match="delete the deployment first"):
+        model.delete()
+    deployment.delete()
+    fake.advance(fake.delete_seconds)
+    model.delete()
+    (registered,) = fake.models.values()
+    assert registered.archived
+    assert fake.count("PUT", r"/models/[^/]+/versions/1") == 2
+
+
+def test_the_contract_scenario_with_polls_that_do_not_sleep(fake_azure_foundry, store, tmp_path):
+    """tests/test_contract.py's flow (sleeps are no-ops there): the fake's clock still moves
+    with every job and endpoint GET, so waits end."""
+    fake = fake_azure_foundry
+    train, validation = tmp_path / "t.jsonl", tmp_path / "v.jsonl"
+    fh.split(CHAT, train, validation, validation_size=4, seed=1)
+    job = fh.TuningJob(
+        provider="azure-foundry",
+        base_model=PHI,
+        training_file=train,
+        validation_file=validation,
+        hyperparameters={"epochs": 2},
+        options=fake.options,
+        store=store,
+    )
+    job.sleep = lambda seconds: None
+    job.submit()
+    model = job.wait(poll_interval=0.01, progress=False)
+    assert job.events() and isinstance(job.metrics(), list)
+    deployment = model.deploy(confirm_cost=True)
+    assert model.deploy(confirm_cost=True).name == deployment.name
+    assert deployment.wait_ready(poll_interval=0.01) is DeploymentStatus.READY
+    assert deployment.chat([{"role": "user", "content": "hello"}])
+    deployment.delete()
+    deployment.delete()
+    fake.advance(fake.delete_seconds)
+    model.delete()

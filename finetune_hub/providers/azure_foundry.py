@@ -271,7 +271,13 @@ class AzureFoundryBackend(TuningBackend):
     name = "azure-foundry"
     display_name = "Azure AI Foundry"
     capabilities = frozenset(
-        {Capability.UPLOAD, Capability.CANCEL, Capability.EVENTS, Capability.METRICS}
+        {
+            Capability.UPLOAD,
+            Capability.CANCEL,
+            Capability.EVENTS,
+            Capability.METRICS,
+            Capability.DELETE_MODEL,
+        }
     )
     state_map = StateMap("azure-foundry", AZURE_ML_STATES)
     connection_class = AzureFoundryConnection
@@ -434,6 +440,15 @@ class AzureFoundryBackend(TuningBackend):
         return (
             f"azureml://locations/{ws.location}/workspaces/{ws.workspace_id}"
             f"/models/{name}/versions/{version}"
+        )
+
+    def delete_model(self, model: str) -> None:
+        """Archive the registered tuned model (azure-ai-ml has no delete for models; an archived
+        model is hidden from lists and can be restored). Azure refuses while an endpoint serves
+        it: delete the deployment first."""
+        name, _, version = model.rsplit("/models/", 1)[-1].partition("/versions/")
+        self.call(
+            "delete_model", lambda: self.ml.models.archive(name=name, version=version or None)
         )
 
     # -- what happened --------------------------------------------------------------------------
