@@ -38,3 +38,33 @@ def test_judge_hook_and_base_only():
     assert table.base_rate == 1.0 and table.tuned_rate is None
     with pytest.raises(FinetuneHubError):
         evaluate(None, ["x"], scorer=exact("y"))
+
+
+def test_a_model_id_is_asked_through_the_named_provider_and_its_errors_are_provider_errors(
+    monkeypatch,
+):
+    from finetune_hub.errors import ProviderError
+    from finetune_hub.providers.base import make_backend
+    from finetune_hub.providers.local import LocalBackend
+
+    asked = []
+
+    def chat(self, model, messages, **kwargs):
+        asked.append((model, kwargs))
+        return "so it is, gozaru!"
+
+    monkeypatch.setattr(LocalBackend, "chat", chat)
+    table = evaluate(
+        None, ["x"], scorer=ends_with("gozaru!"), base="base-id", provider="local", max_tokens=3
+    )
+    assert table.base_rate == 1.0 and asked == [("base-id", {"max_tokens": 3})]
+
+    def broken(self, model, messages, **kwargs):
+        raise RuntimeError("planted")
+
+    monkeypatch.setattr(LocalBackend, "chat", broken)
+    with pytest.raises(ProviderError, match="RuntimeError: planted") as info:
+        evaluate(None, ["x"], scorer=exact("y"), base="base-id", provider=make_backend("local"))
+    assert info.value.provider == "local" and info.value.operation == "chat"
+    with pytest.raises(FinetuneHubError, match="provider="):
+        evaluate(None, ["x"], scorer=exact("y"), base="base-id")

@@ -234,6 +234,8 @@ def test_serve_deployment_speaks_the_openai_chat_api(tmp_path, tiny):
             [{"role": "user", "content": "hi"}], max_tokens=4
         )
         assert [m.id for m in client.models.list()] == [model.id]
+        table = evaluate(deployment, ["hi"], scorer=judge(lambda p, r: 1.0), max_tokens=2)
+        assert table.tuned_name == deployment.name and table.tuned_rate == 1.0
     assert deployment.refresh() is DeploymentStatus.DELETED
     deployment.delete()  # idempotent
     with pytest.raises(fh.ProviderError, match="did not answer"):
@@ -259,7 +261,7 @@ def test_unknown_or_misplaced_options_are_refused_naming_the_right_one(
     assert expected in str(info.value)
     job = make_job(tmp_path, tiny, **options)
     report = job.validate()
-    assert [i.code for i in report.errors] == ["unknown_option"]
+    assert [i.field for i in report.errors] == ["options"]
     assert expected in report.errors[0].message
     with pytest.raises(fh.ValidationError):
         job.submit()
