@@ -65,8 +65,10 @@ CREDENTIALS_HELP = (
 class BedrockOptions(ProviderOptions):
     """Options of the `bedrock` provider; an unknown key is refused naming the nearest one.
 
-    >>> BedrockOptions(role_arn="arn:aws:iam::123456789012:role/ft", s3_uri="s3://b/ft/").stored()
-    {'role_arn': 'arn:aws:iam::123456789012:role/ft', 's3_uri': 's3://b/ft/'}
+    >>> opts = BedrockOptions(s3_uri="s3://b/ft/", region="eu-west-1",
+    ...                       aws_access_key_id="AKIA...", aws_secret_access_key="...")
+    >>> sorted(opts.stored())  # what a job record keeps: never the keys
+    ['region', 's3_uri']
     """
 
     # -- connection
