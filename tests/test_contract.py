@@ -41,6 +41,9 @@ class Harness:
     def stall(self) -> None:
         """Keep new jobs from ending (so cancel has something to cancel)."""
 
+    def training_file(self, tmp_path: Path) -> Path:
+        return CHAT
+
 
 class FakeHarness(Harness):
     provider, base_model, deploys = "fake", "fake-base-1", True
@@ -81,10 +84,32 @@ class AzureOpenAIHarness(OpenAIHarness):
         }
 
 
+class VertexHarness(Harness):
+    provider, base_model = "vertex", "gemini-2.5-flash"
+
+    def options(self) -> dict[str, Any]:
+        return self.fake.options
+
+    def training_file(self, tmp_path: Path) -> Path:
+        out = tmp_path / "gozaru_gemini.jsonl"
+        fh.convert(CHAT, out, to="gemini")  # lossless: chat -> Gemini contents
+        return out
+
+    def job_count(self) -> int:
+        return len(self.fake.tuning_jobs)
+
+    def fail_create_after_effect(self) -> None:
+        self.fake.inject("POST", "tuningJobs.create", "500", after=True)
+
+    def stall(self) -> None:
+        self.fake.durations.update(pending=10.0**9)
+
+
 HARNESSES = {
     "fake": ("fake_provider", FakeHarness),
     "openai": ("fake_openai", OpenAIHarness),
     "azure-openai": ("fake_azure_openai", AzureOpenAIHarness),
+    "vertex": ("fake_vertex", VertexHarness),
 }
 
 
@@ -98,7 +123,7 @@ def make_job(harness: Harness, tmp_path: Path, **kw: Any) -> fh.TuningJob:
     job = fh.TuningJob(
         provider=harness.provider,
         base_model=harness.base_model,
-        training_file=CHAT,
+        training_file=harness.training_file(tmp_path),
         options=harness.options(),
         store=fh.JobStore(tmp_path / "store"),
         **kw,

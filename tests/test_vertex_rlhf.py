@@ -158,3 +158,31 @@ def test_a_failed_phase_fails_the_job(fake_vertex, tmp_path, options):
     with pytest.raises(fh.JobFailed, match="Reward model diverged"):
         job.wait(poll_interval=0.01, progress=False)
     assert any(e.level == "error" and "reward model" in e.message for e in job.events())
+
+
+def test_a_job_file_names_the_data_sets_and_the_cli_states_the_cost(
+    fake_vertex, tmp_path, options, capsys
+):
+    import shutil
+
+    from finetune_hub.cli.main import main as cli
+
+    for src in (PROMPTS, PREFS):
+        shutil.copy(src, tmp_path / src.name)
+    job_file = tmp_path / "rlhf.yaml"
+    job_file.write_text(
+        "provider: vertex\nbase_model: t5-small\nmethod: rlhf\n"
+        "training_file: vertex_rlhf_preferences.jsonl\n"
+        "datasets: {prompt: vertex_rlhf_prompts.jsonl}\n"
+        "hyperparameters: {reward_model_train_steps: 10, kl_coeff: 0.2}\n"
+        f"options: {{project: {fake_vertex.project}, gcs_uri: '{fake_vertex.gcs_uri}',"
+        f" rlhf_template: '{options['rlhf_template']}'}}\n",
+        encoding="utf-8",
+    )
+    job = fh.TuningJob.from_file(job_file, store=fh.JobStore(tmp_path / "store"))
+    assert job.spec.datasets == {"prompt": str(tmp_path / "vertex_rlhf_prompts.jsonl")}
+    assert "cost_confirmation_required" in codes(job.validate())
+    code = cli(["submit", str(job_file), "--home", str(tmp_path / "cli-home")])
+    out = capsys.readouterr().out
+    assert code != 0 and "8 x NVIDIA A100 80GB" in out and "nothing was uploaded" in out
+    assert fake_vertex.requests == []

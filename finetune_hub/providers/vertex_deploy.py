@@ -169,6 +169,7 @@ class VertexEndpointDeployer(Deployer):
         return self.backend.connection
 
     def cost(self, model: str, options: VertexEndpointOptions) -> DeploymentCost:
+        self._refuse_gemini(model)  # before anything is confirmed or recorded
         price = HOURLY_USD.get(options.machine_type)
         if price is None:
             return DeploymentCost(
@@ -179,6 +180,15 @@ class VertexEndpointDeployer(Deployer):
         return DeploymentCost(
             hourly_usd=price * options.min_replica_count, source=PRICE_SOURCE, as_of=PRICE_AS_OF
         )
+
+    def _refuse_gemini(self, model: str) -> None:
+        served = model_endpoints(self.connection, model, "deploy")
+        if served.gemini:
+            raise UnsupportedOperation(
+                f"Google Vertex AI needs no deployment for {model}: a tuned Gemini model is "
+                f"served on its own endpoint ({', '.join(served.endpoints) or 'none yet'}), "
+                "billed per token; call model.chat(...)"
+            )
 
     def _find(self, name: str) -> list[Any]:
         from finetune_hub.providers.vertex import label_value
@@ -205,12 +215,7 @@ class VertexEndpointDeployer(Deployer):
 
         from finetune_hub.providers.vertex import label_value
 
-        served = model_endpoints(self.connection, model, "deploy")
-        if served.gemini:
-            raise UnsupportedOperation(
-                f"{model} is a tuned Gemini model: Vertex serves it on its own endpoint "
-                f"({', '.join(served.endpoints) or 'none yet'}), billed per token; call model.chat()"
-            )
+        self._refuse_gemini(model)
         found = self._find(name)
         if found:
             endpoint = found[0]
