@@ -131,6 +131,25 @@ def test_429_is_retried_after_retry_after(fake_azure_foundry, store, data):
     assert fake.sleeps == []  # azure-ai-ml's own retries are off: one policy, the job layer's
 
 
+def test_an_upload_whose_answer_was_lost_is_reused_on_the_retry(fake_azure_foundry, store, data):
+    fake = fake_azure_foundry
+    fake.inject("PUT", rf"/{fake.container}/.*training\.jsonl", "503", after=True)
+    job = make_job(fake, store, data)
+    job.submit()
+    statuses = [r.status for r in fake.requests if r.surface == "blob" and r.method == "PUT"]
+    assert statuses[:2] == [503, 409]  # stored, answer lost; the retry finds the same bytes
+    assert len(fake.jobs) == 1
+
+
+def test_dropped_connections_while_waiting_are_retried(fake_azure_foundry, store, data):
+    fake = fake_azure_foundry
+    job = make_job(fake, store, data)
+    job.submit()
+    fake.inject("GET", r"/jobs/[^/]+", "drop", times=2)
+    assert job.wait(poll_interval=30, progress=False).id.endswith("/versions/1")
+    assert [r.status for r in fake.requests].count(0) == 2
+
+
 def test_upload_reuses_an_identical_blob_and_never_overwrites_another(
     fake_azure_foundry, store, data
 ):
