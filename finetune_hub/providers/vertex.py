@@ -23,6 +23,9 @@ import re
 import warnings
 from typing import Any
 
+from google import genai  # noqa: F401 - loaded here so a missing SDK names the extra
+from google.cloud import storage  # noqa: F401
+
 from finetune_hub.errors import ProviderError, UnsupportedOperation
 from finetune_hub.issues import Issue
 from finetune_hub.providers import vertex_rlhf
