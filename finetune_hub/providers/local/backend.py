@@ -46,6 +46,7 @@ _S = JobStatus
 LOCAL_STATES = {
     "queued": _S.QUEUED,
     "running": _S.RUNNING,
+    "cancelling": _S.CANCELLING,  # the cancel flag is there; the worker has not stopped yet
     "succeeded": _S.SUCCEEDED,
     "failed": _S.FAILED,
     "cancelled": _S.CANCELLED,
@@ -256,6 +257,8 @@ class LocalBackend(TuningBackend):
                 run.write_status(state="failed", error=error, finished_at=now_iso())
                 run.add_event(error, level="error", type="state")
                 state = "failed"
+        if state not in TERMINAL_STATES and run.cancel_requested():
+            state = "cancelling"
         model = str(run.adapter_dir) if state == "succeeded" and run.adapter_dir.is_dir() else None
         return ProviderJob(
             id=str(run.path),

@@ -4,7 +4,7 @@ torch and the file system read.
 There are no credentials. The options are every setting of a local job that is not a
 hyperparameter (those go in `hyperparameters=`, checked against `rules/local.toml`):
 
->>> LocalConnection({"quantisation": "4bit"})
+>>> LocalConnection({"quantisation": "4bit"})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
 finetune_hub.errors.OptionsError: local does not take option 'quantisation'; did you mean 'quantization'? ...
