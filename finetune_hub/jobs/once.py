@@ -58,13 +58,9 @@ class AtMostOnce(Generic[T]):
         self.backoff = backoff
 
     def __call__(self) -> T:
-        found = self.find()
+        found = self.find() if self.attempted_at is None else self._watch()
         if found is not None:
             return found
-        if self.attempted_at is not None:
-            found = self._watch()
-            if found is not None:
-                return found
         self.attempted_at = self.clock()
         self.on_attempt(self.attempted_at)
         try:
@@ -81,22 +77,23 @@ class AtMostOnce(Generic[T]):
         assert self.attempted_at is not None
         elapsed = max(0.0, self.clock() - self.attempted_at)
         unanswered: ProviderError | None = None
-        for pause in self.backoff.pauses():
-            if elapsed >= self.window:
-                break
-            pause = min(pause, self.window - elapsed)
-            self.sleep(pause)
-            elapsed += pause
+        pauses = self.backoff.pauses()
+        while True:
             try:
                 found = self.find()
             except ProviderError as exc:
                 if not exc.retryable:
                     raise
                 unanswered = exc
-                continue
-            unanswered = None
-            if found is not None:
-                return found
+            else:
+                unanswered = None
+                if found is not None:
+                    return found
+            if elapsed >= self.window:
+                break
+            pause = min(next(pauses), self.window - elapsed)
+            self.sleep(pause)
+            elapsed += pause
         if unanswered is not None:
             raise ProviderError(
                 unanswered.provider,

@@ -59,6 +59,7 @@ class _Fault:
     operation: str
     error: ProviderError
     after: bool  # the operation takes effect, then the error is raised (an ambiguous failure)
+    hidden_for: int = 0  # look-ups that do not see what the faulted call made (a slow create)
 
 
 @dataclass
@@ -87,21 +88,31 @@ class FakeProvider:
         self.files: dict[str, bytes] = {}
         self.jobs: dict[str, FakeJob] = {}
         self.deployments: dict[str, dict[str, Any]] = {}
+        self.deployments_made = 0  # every create that reached the fake
         self.calls: list[str] = []
         self.faults: list[_Fault] = []
         self.reply = lambda messages, model: f"{model} says: {messages[-1]['content']}"
         self._next_failure: str | None = None
         self._stalled = False
         self._ids = itertools.count(1)
+        self.hidden: dict[str, int] = {}  # resource id -> look-ups still blind to it
 
     # -- scripting ----------------------------------------------------------------------------------
     def fail_next(
-        self, operation: str, *, status_code: int = 500, message: str = "fake failure", after: bool = False
+        self,
+        operation: str,
+        *,
+        status_code: int | None = 500,
+        message: str = "fake failure",
+        after: bool = False,
+        hidden_for: int = 0,
     ) -> None:
-        """Make the next call of `operation` fail with a `ProviderError` (retryable for 429 and
-        5xx). `after=True`: the call takes effect first (an ambiguous failure)."""
+        """Make the next call of `operation` fail with a `ProviderError` (retryable for 429, 5xx
+        and `status_code=None`, a dropped connection). `after=True`: the call takes effect first
+        (an ambiguous failure); `hidden_for=N`: what it made stays invisible to the next N
+        look-ups (a create the server finishes after the client gave up)."""
         error = ProviderError(self.name, operation, message, status_code=status_code)
-        self.faults.append(_Fault(operation, error, after))
+        self.faults.append(_Fault(operation, error, after or hidden_for > 0, hidden_for))
 
     def fail_job(self, message: str = "the training data was rejected") -> None:
         """The next job created fails after its first state, with `message`."""
@@ -229,14 +240,23 @@ class FakeBackend(TuningBackend):
 
     @_faulted("find")
     def find(self, job_id: str) -> ProviderJob | None:
-        for fake in _world().jobs.values():
+        world = _world()
+        for fake in world.jobs.values():
             if fake.job.job_id == job_id:
+                if world.hidden.get(fake.id, 0) > 0:
+                    world.hidden[fake.id] -= 1
+                    return None
                 return self._view(fake)
         return None
 
-    @_faulted("create")
     def create(self, job: PreparedJob, refs: dict[str, DataRef]) -> ProviderJob:
-        return self._view(_world().new_job(job, refs))
+        world = _world()
+        fault = world.enter("create")
+        made = world.new_job(job, refs)
+        if fault is not None:
+            world.hidden[made.id] = fault.hidden_for
+            raise fault.error
+        return self._view(made)
 
     @_faulted("get")
     def get(self, provider_job_id: str) -> ProviderJob:
@@ -312,15 +332,23 @@ class FakeDeployer(Deployer):
     def cost(self, model: str, options: FakeDeployOptions) -> DeploymentCost:
         return DeploymentCost(hourly_usd=options.hourly_usd, source="the fake's price", as_of="2026-11-30")
 
-    @_faulted("deploy")
     def create(self, model: str, name: str, options: FakeDeployOptions) -> DeploymentInfo:
-        _world().deployments[name] = {"model": model, "state": "creating"}
+        world = _world()
+        fault = world.enter("deploy")
+        world.deployments[name] = {"model": model, "state": "creating"}
+        world.deployments_made += 1
+        if fault is not None:
+            world.hidden[name] = fault.hidden_for
+            raise fault.error
         return self.info(name, model, "creating", endpoint=f"fake://{name}")
 
     @_faulted("get_deployment")
     def get(self, name: str, options: FakeDeployOptions) -> DeploymentInfo | None:
-        found = _world().deployments.get(name)
-        if found is None:
+        world = _world()
+        found = world.deployments.get(name)
+        if found is None or world.hidden.get(name, 0) > 0:
+            if found is not None:
+                world.hidden[name] -= 1
             return None
         raw = found["state"]
         found["state"] = "ready"
