@@ -324,3 +324,53 @@ def test_upload_keeps_a_copy_per_content_and_deployers_without_a_deployment(tmp_
         deployer_for(backend, "serve").parse({"prot": 8000})
     with pytest.raises(fh.UnsupportedOperation, match="merge, serve"):
         deployer_for(backend, "endpoint")
+
+
+def _planted(*args, **kwargs):
+    raise RuntimeError("planted")
+
+
+#: operation -> (where the planted exception goes, how a user reaches it)
+PLANTED = {
+    "get": ("finetune_hub.providers.local.runner.RunDir.status", lambda job: job.refresh()),
+    "events": ("finetune_hub.providers.local.runner.RunDir.events", lambda job: job.events()),
+    "metrics": ("finetune_hub.providers.local.runner.RunDir.metrics", lambda job: job.metrics()),
+    "checkpoints": (
+        "finetune_hub.providers.local.runner.RunDir.checkpoints",
+        lambda job: job.checkpoints(),
+    ),
+    "cancel": (
+        "finetune_hub.providers.local.runner.RunDir.request_cancel",
+        lambda job: job.cancel(),
+    ),
+    "chat": (
+        "finetune_hub.providers.local.serve.generate",
+        lambda job: fh.TunedModel(job, "adapter").chat([{"role": "user", "content": "hi"}]),
+    ),
+    "deploy": (
+        "finetune_hub.providers.local.serve.merge",
+        lambda job: fh.TunedModel(job, "adapter").deploy(confirm_cost=True),
+    ),
+}
+
+
+@pytest.mark.parametrize("operation", sorted(PLANTED))
+def test_a_failure_in_any_operation_reaches_the_user_as_a_provider_error(
+    tmp_path, tiny, monkeypatch, operation
+):
+    monkeypatch.setattr(LocalBackend, "_start", lambda self, run: None)  # a run, no worker
+    job = make_job(tmp_path, tiny).submit()
+    where, reach = PLANTED[operation]
+    monkeypatch.setattr(where, _planted)
+    with pytest.raises(fh.ProviderError, match="RuntimeError: planted") as info:
+        reach(job)
+    assert info.value.provider == "local" and info.value.operation == operation
+
+
+def test_a_failed_upload_is_a_provider_error_recorded_on_the_job(tmp_path, tiny, monkeypatch):
+    monkeypatch.setattr("shutil.copyfile", _planted)
+    job = make_job(tmp_path, tiny)
+    with pytest.raises(fh.ProviderError, match="RuntimeError: planted") as info:
+        job.submit()
+    assert info.value.operation == "upload"
+    assert "planted" in job.record.error and job.record.error_code == "upload"
