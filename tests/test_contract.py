@@ -44,6 +44,8 @@ class Harness:
     def training_file(self, tmp_path: Path) -> Path:
         return CHAT
 
+    deploy_kind: str | None = None  # the serving mode the scenario deploys (None: the default)
+
 
 class FakeHarness(Harness):
     provider, base_model, deploys = "fake", "fake-base-1", True
@@ -105,8 +107,35 @@ class VertexHarness(Harness):
         self.fake.durations.update(pending=10.0**9)
 
 
+class BedrockHarness(Harness):
+    provider, base_model, deploys = "bedrock", "amazon.nova-lite-v1:0:300k", True
+    deploy_kind = "on-demand"
+
+    def __init__(self, fake: Any) -> None:
+        super().__init__(fake)
+        fake.auto_complete_after = 2
+
+    def options(self) -> dict[str, Any]:
+        return {"role_arn": self.fake.role_arn, "s3_uri": self.fake.s3_uri}
+
+    def training_file(self, tmp_path: Path) -> Path:
+        out = tmp_path / "gozaru_conversation.jsonl"
+        fh.convert(CHAT, out, to="bedrock_conversation")
+        return out
+
+    def job_count(self) -> int:
+        return len(self.fake.jobs())
+
+    def fail_create_after_effect(self) -> None:
+        self.fake.inject("CreateModelCustomizationJob", "500", after=True)
+
+    def stall(self) -> None:
+        self.fake.auto_complete_after = None
+
+
 HARNESSES = {
     "fake": ("fake_provider", FakeHarness),
+    "bedrock": ("fake_bedrock", BedrockHarness),
     "openai": ("fake_openai", OpenAIHarness),
     "azure-openai": ("fake_azure_openai", AzureOpenAIHarness),
     "vertex": ("fake_vertex", VertexHarness),
@@ -146,10 +175,11 @@ def test_the_whole_flow(harness: Harness, tmp_path: Path) -> None:
     assert isinstance(job.metrics(), list)
 
     if harness.deploys:
-        with pytest.raises(fh.CostConfirmationRequired, match="per hour|bills"):
-            model.deploy()
-        deployment = model.deploy(confirm_cost=True)
-        assert model.deploy(confirm_cost=True).name == deployment.name  # found, not made twice
+        kind = harness.deploy_kind
+        with pytest.raises(fh.CostConfirmationRequired, match="per hour|bill"):
+            model.deploy(kind)
+        deployment = model.deploy(kind, confirm_cost=True)
+        assert model.deploy(kind, confirm_cost=True).name == deployment.name  # found, not twice
         assert deployment.wait_ready(poll_interval=0.01) is fh.DeploymentStatus.READY
         assert deployment.chat([{"role": "user", "content": "hello"}])
         assert [d.name for d in job.store.list_deployments(active_only=True)] == [deployment.name]
