@@ -172,3 +172,22 @@ def test_gradient_checkpointing_gives_the_same_losses(tmp_path, tiny):
     a = [m["train_loss"] for m in plain.metrics()]
     b = [m["train_loss"] for m in ckpt.metrics()]
     assert b == pytest.approx(a, rel=1e-4)
+
+
+@pytest.mark.parametrize("method", ["sft", "dpo"])
+def test_the_trainer_reads_every_hyperparameter_the_rules_send(method):
+    """The backend sends hyperparameters in the rules' TRL / PEFT names; each one must land on its
+    own TrainConfig field (a renamed `provider_name` in rules/local.toml fails here, not silently
+    in a run)."""
+    from finetune_hub.rules import resolve
+
+    rules, _ = resolve("local", "smollm2-135m-instruct", method)
+    sent = {spec.provider_name: spec.default for spec in rules.hyperparameters.values()}
+    sent = {
+        name: value + 1 if isinstance(value, int) else value * 2 for name, value in sent.items()
+    }
+    cfg = TrainConfig.from_job(
+        {"spec": {"base_model": "m", "training_file": "t.jsonl"}, "hyperparameters": sent}
+    )
+    for spec in rules.hyperparameters.values():
+        assert getattr(cfg, spec.name) == sent[spec.provider_name], spec.name
