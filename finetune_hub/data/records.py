@@ -130,12 +130,21 @@ def _check_messages(messages: Any, ex: Example, emit: Emit, *, base: str = "mess
         if len(m) > 2 and not _MESSAGE_KEYS.issuperset(m):
             extra = ", ".join(sorted(set(m) - _MESSAGE_KEYS))
             emit("unknown_message_key", path, f"{path} has unknown key(s) {extra}", warning=True)
-        calls = m.get("tool_calls") or m.get("function_call")
-        if calls:
-            _check_tool_calls(calls, f"{path}.tool_calls" if "tool_calls" in m else f"{path}.function_call", ex, kind, emit)
-        if "name" in m and isinstance(m["name"], str):
-            ex.add(m["name"], f"{path}.name", PROMPT)
-        _check_content(m.get("content"), role, f"{path}.content", ex, kind, emit, optional=bool(calls))
+        calls = m.get("tool_calls")
+        legacy = m.get("function_call")
+        if calls is not None and calls != []:  # null and [] are how SDK dumps say "no tool calls"
+            _check_tool_calls(calls, f"{path}.tool_calls", ex, kind, emit)
+        if legacy is not None:
+            _check_function_call(legacy, f"{path}.function_call", ex, kind, emit)
+        if "name" in m:
+            name = m["name"]
+            if type(name) is str:
+                ex.add(name, f"{path}.name", PROMPT)
+            else:
+                found = _json_type(name)
+                emit("invalid_type", f"{path}.name", f"{path}.name must be a string, found {found}")
+        optional = bool(calls) or legacy is not None
+        _check_content(m.get("content"), role, f"{path}.content", ex, kind, emit, optional=optional)
 
 
 def _check_content(content: Any, role: str, path: str, ex: Example, kind: int, emit: Emit, *, optional: bool = False) -> None:
@@ -163,38 +172,133 @@ def _check_content(content: Any, role: str, path: str, ex: Example, kind: int, e
             if role != "user":
                 emit("image_not_in_user_turn", ppath, f"images are only allowed in user messages, found one in a {role} message")
             url = part.get("image_url", {}).get("url") if isinstance(part.get("image_url"), dict) else None
-            if not isinstance(url, str) or not url:
-                emit("invalid_image", ppath, f"{ppath}.image_url.url must be an https:// or data: URL")
+            if type(url) is not str or not _is_image_url(url):
+                found = f"{url[:40]!r}" if type(url) is str else _json_type(url)
+                emit(
+                    "invalid_image",
+                    f"{ppath}.image_url.url",
+                    f"{ppath}.image_url.url must be an https:// URL or a data:image/... URI, "
+                    f"found {found}",
+                )
         else:
             emit("unknown_content_part", ppath, f"{ppath} has unknown part type {ptype!r}; expected text or image_url")
 
 
 def _check_tool_calls(calls: Any, path: str, ex: Example, kind: int, emit: Emit) -> None:
+    """`tool_calls`: a list of `{"type": "function", "function": {"name", "arguments"}}`."""
     ex.tools = True
-    if isinstance(calls, dict):  # legacy function_call
-        calls = [{"type": "function", "function": calls}]
-    if not isinstance(calls, list):
-        emit("invalid_tool_call", path, f"{path} must be a list of tool calls")
+    if type(calls) is not list:
+        found = _json_type(calls)
+        emit("invalid_tool_call", path, f"{path} must be a list of tool calls, found {found}")
         return
     for k, call in enumerate(calls):
         fn = call.get("function") if type(call) is dict else None
-        if type(fn) is not dict or not isinstance(fn.get("name"), str):
-            emit("invalid_tool_call", f"{path}[{k}]", f"{path}[{k}] needs function.name and function.arguments")
+        if type(fn) is not dict:
+            where = f"{path}[{k}]"
+            emit("invalid_tool_call", where, f"{where} must be an object with a function object")
             continue
-        ex.add(fn["name"], f"{path}[{k}].function.name", kind)
-        args = fn.get("arguments", "")
-        ex.add(args if isinstance(args, str) else orjson.dumps(args).decode(), f"{path}[{k}].function.arguments", kind)
+        _check_function(fn, f"{path}[{k}].function", ex, kind, emit)
 
 
-def _check_tools(record: dict[str, Any], ex: Example, emit: Emit) -> None:
-    tools = record.get("tools") or record.get("functions")
+def _check_function_call(call: Any, path: str, ex: Example, kind: int, emit: Emit) -> None:
+    """The legacy `function_call`: one `{"name", "arguments"}` object."""
+    ex.tools = True
+    if type(call) is not dict:
+        found = _json_type(call)
+        emit("invalid_tool_call", path, f"{path} must be an object with name and arguments, found {found}")
+        return
+    _check_function(call, path, ex, kind, emit)
+
+
+def _check_function(fn: dict[str, Any], path: str, ex: Example, kind: int, emit: Emit) -> None:
+    """A called function: `name` a string, `arguments` a string holding a JSON object."""
+    name = fn.get("name")
+    if type(name) is str and name:
+        ex.add(name, f"{path}.name", kind)
+    else:
+        found = "empty" if name == "" else f"found {_json_type(name)}" if name is not None else "missing"
+        emit("invalid_tool_call", f"{path}.name", f"{path}.name must be a non-empty string ({found})")
+    where = f"{path}.arguments"
+    if "arguments" not in fn:
+        emit("invalid_tool_call", where, f'{where} is missing: give a JSON object in a string, e.g. "{{}}"')
+        return
+    args = fn["arguments"]
+    if type(args) is not str:
+        found = _json_type(args)
+        emit(
+            "invalid_tool_call",
+            where,
+            f"{where} must be a string holding a JSON object, found a JSON {found} (serialise it with json.dumps)",
+        )
+        return
+    ex.add(args, where, kind)
+    try:
+        value = orjson.loads(args)
+    except orjson.JSONDecodeError as exc:
+        emit("invalid_tool_call", where, f"{where} is not valid JSON ({exc.msg}, column {exc.colno})")
+        return
+    if type(value) is not dict:
+        found = _json_type(value)
+        emit("invalid_tool_call", where, f"{where} must hold a JSON object, found a JSON {found}")
+
+
+def _check_tools(record: dict[str, Any], ex: Example, emit: Emit, base: str = "") -> None:
+    """`tools` (each `{"type": "function", "function": {"name", ...}}`) or legacy `functions`."""
+    key = "tools" if record.get("tools") is not None else "functions"
+    tools = record.get(key)
     if tools is None:
         return
     ex.tools = True
-    if not isinstance(tools, list):
-        emit("invalid_tools", "tools", "tools must be a list of tool definitions")
+    where = base + key
+    if type(tools) is not list:
+        found = _json_type(tools)
+        emit("invalid_tools", where, f"{where} must be a list of tool definitions, found {found}")
         return
-    ex.add(orjson.dumps(tools).decode(), "tools", PROMPT)
+    legacy = key == "functions"  # legacy entries are the function definitions themselves
+    for k, tool in enumerate(tools):
+        path = f"{where}[{k}]"
+        fn = tool if legacy else tool.get("function") if type(tool) is dict else None
+        if type(fn) is not dict:
+            what = "a function definition" if legacy else 'a "function" object'
+            emit("invalid_tools", path, f"{path} must be an object with {what} (name, parameters)")
+            continue
+        fpath = path if legacy else f"{path}.function"
+        name = fn.get("name")
+        if type(name) is not str or not name:
+            found = "empty" if name == "" else _json_type(name)
+            emit("invalid_tools", f"{fpath}.name", f"{fpath}.name must be a non-empty string, found {found}")
+        params = fn.get("parameters")
+        if params is not None and type(params) is not dict:
+            found = _json_type(params)
+            emit(
+                "invalid_tools",
+                f"{fpath}.parameters",
+                f"{fpath}.parameters must be a JSON schema object, found {found}",
+            )
+    ex.add(orjson.dumps(tools).decode(), where, PROMPT)
+
+
+def _is_image_url(url: str) -> bool:
+    head = url[:11].lower()
+    if head.startswith("https://"):
+        return len(url) > 8
+    return head == "data:image/" and len(url) > 11
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+_JSON_TYPES = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+}
 
 
 def _unknown_keys(record: dict[str, Any], allowed: frozenset[str], emit: Emit) -> None:
@@ -264,7 +368,7 @@ def check_preference(record: dict[str, Any], emit: Emit) -> Example:
         emit("missing_field", "input", "input must be an object with messages")
     else:
         _check_messages(inp.get("messages"), ex, emit, base="input.messages", kind_for=lambda role, m: PROMPT)
-        _check_tools(inp, ex, emit)
+        _check_tools(inp, ex, emit, base="input.")
     outputs = []
     for name, old, kind in _OUTPUT_NAMES:
         key = name if name in record else old if old in record else None
