@@ -133,7 +133,25 @@ class BedrockHarness(Harness):
         self.fake.auto_complete_after = None
 
 
+class AzureFoundryHarness(Harness):
+    provider, base_model, deploys = "azure-foundry", "Phi-4-mini-instruct", True
+
+    def options(self) -> dict[str, Any]:
+        self.fake.delete_seconds = 0
+        return self.fake.options
+
+    def job_count(self) -> int:
+        return len(self.fake.jobs)
+
+    def fail_create_after_effect(self) -> None:
+        self.fake.inject("PUT", r"/jobs/[^/]+", "500", after=True)
+
+    def stall(self) -> None:
+        self.fake.phases = (("Running", 10.0**9),)
+
+
 HARNESSES = {
+    "azure-foundry": ("fake_azure_foundry", AzureFoundryHarness),
     "fake": ("fake_provider", FakeHarness),
     "bedrock": ("fake_bedrock", BedrockHarness),
     "openai": ("fake_openai", OpenAIHarness),
