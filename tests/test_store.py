@@ -1,5 +1,6 @@
 """JobStore: round trips, transitions, events, filters, deployments, the no-secrets rule, and
-several threads and processes writing at once. Every store lives under tmp_path."""
+several threads and twenty processes writing at once, each against SQLite (a file under
+tmp_path) and a real PostgreSQL server started on 127.0.0.1 for the session (`fh_postgres`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from store_support import STORE_KINDS, fresh_store_url
 
 from finetune_hub.errors import FinetuneHubError
 from finetune_hub.status import JobEvent, JobStatus
@@ -32,10 +34,34 @@ T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 FAKE_KEY = "sk-SECRET-123"
 
 
+@pytest.fixture(params=STORE_KINDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path):
+    yield from fresh_store_url(request, tmp_path)
+
+
 @pytest.fixture
-def store(tmp_path: Path):
-    with JobStore(tmp_path / "home") as s:
+def store(store_url: str):
+    with JobStore(url=store_url) as s:
         yield s
+
+
+def all_text(store: JobStore) -> str:
+    """Every value of every table, as text (to look for what must never be stored)."""
+    tables = ("jobs", "transitions", "events", "deployments", "metrics")
+    with store.db.reading() as s:
+        return repr([s.all(f"SELECT * FROM {t}") for t in tables])
+
+
+def columns(store: JobStore, table: str) -> list[str]:
+    with store.db.reading() as s:
+        if store.kind == "sqlite":
+            return [r["name"] for r in s.all(f"PRAGMA table_info({table})")]
+        rows = s.all(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = :t "
+            "ORDER BY ordinal_position",
+            {"t": table},
+        )
+    return [r["column_name"] for r in rows if r["column_name"] != "seq"]
 
 
 def job(**fields) -> JobRecord:
@@ -95,10 +121,9 @@ def test_defaults_and_naive_datetimes_are_utc(store: JobStore) -> None:
 
 
 def test_tables_match_the_records(store: JobStore) -> None:
-    db = sqlite3.connect(store.path)
-    assert [r[1] for r in db.execute("PRAGMA table_info(jobs)")] == JOB_COLUMNS
-    assert [r[1] for r in db.execute("PRAGMA table_info(deployments)")] == DEPLOYMENT_COLUMNS
-    db.close()
+    assert columns(store, "jobs") == JOB_COLUMNS
+    assert columns(store, "deployments") == DEPLOYMENT_COLUMNS
+    assert store.db.schema_version() == SCHEMA_VERSION
 
 
 def test_home_from_environment_and_argument(tmp_path: Path, monkeypatch) -> None:
@@ -114,33 +139,42 @@ def test_home_from_environment_and_argument(tmp_path: Path, monkeypatch) -> None
     assert default_home() == tmp_path / "user" / ".finetune_hub"
 
 
-def test_wal_pragmas_and_schema_version(store: JobStore) -> None:
+def test_wal_pragmas_and_schema_version(tmp_path: Path) -> None:
+    store = JobStore(tmp_path)
     db = sqlite3.connect(store.path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     db.close()
-    assert store._db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    assert store._db.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    connection = store.db.connection
+    assert connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert connection.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    store.close()
 
 
-def test_reopening_is_idempotent_and_keeps_data(tmp_path: Path) -> None:
-    with JobStore(tmp_path) as first:
+def test_reopening_is_idempotent_and_keeps_data(store_url: str) -> None:
+    with JobStore(url=store_url) as first:
         record = first.create(job())
-    with JobStore(tmp_path) as again, JobStore(tmp_path) as third:
+    with JobStore(url=store_url) as again, JobStore(url=store_url) as third:
         assert again.require(record.id) == record == third.require(record.id)
 
 
-def test_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
-    JobStore(tmp_path).close()
-    db = sqlite3.connect(tmp_path / "jobs.sqlite3")
-    db.execute("PRAGMA user_version = 99")
-    db.close()
+def test_store_from_a_newer_version_is_refused(store_url: str) -> None:
+    with JobStore(url=store_url) as store, store.db.writing() as s:
+        if store.kind == "sqlite":
+            s.run("PRAGMA user_version = 99")
+        else:
+            s.run("UPDATE finetune_hub_schema SET version = 99")
     with pytest.raises(FinetuneHubError, match="newer finetune_hub"):
-        JobStore(tmp_path)
+        JobStore(url=store_url)
 
 
-def test_repr_shows_only_the_path(store: JobStore) -> None:
-    assert repr(store) == f"JobStore({str(store.path)!r})"
+def test_repr_shows_only_the_location(store: JobStore, tmp_path: Path) -> None:
+    if store.kind == "sqlite":
+        assert repr(store) == f"JobStore({str(store.path)!r})"
+    else:
+        assert repr(store) == f"JobStore({store.location!r})"
+    with JobStore(tmp_path / "other") as plain:
+        assert repr(plain) == f"JobStore({str(tmp_path / 'other' / 'jobs.sqlite3')!r})"
 
 
 # --- jobs ------------------------------------------------------------------------------------
@@ -328,8 +362,8 @@ def test_secret_key_names(key: str, secret: bool) -> None:
     assert is_secret_key(key) is secret
 
 
-def test_refused_secret_never_reaches_the_file(tmp_path: Path) -> None:
-    store = JobStore(tmp_path)
+def test_refused_secret_never_reaches_the_database(store_url: str) -> None:
+    store = JobStore(url=store_url)
     record = store.create(job(options={"region": "eu-west-1"}))
     store.add_events(record.id, [event(1)])
     attempts = [
@@ -347,11 +381,13 @@ def test_refused_secret_never_reaches_the_file(tmp_path: Path) -> None:
             attempt()
         assert "sk-SECRET" not in str(info.value)
     store.record_status(record.id, JobStatus.RUNNING, "running")
+    assert record.id in all_text(store) and "sk-SECRET" not in all_text(store)
     store.close()
-    files = [p for p in tmp_path.iterdir() if p.name.startswith("jobs.sqlite3")]
-    assert tmp_path / "jobs.sqlite3" in files
-    for path in files:
-        assert b"sk-SECRET" not in path.read_bytes(), path
+    if store.path is not None:
+        files = [p for p in store.path.parent.iterdir() if p.name.startswith("jobs.sqlite3")]
+        assert store.path in files
+        for path in files:
+            assert b"sk-SECRET" not in path.read_bytes(), path
 
 
 # --- deployments -----------------------------------------------------------------------------
@@ -401,36 +437,70 @@ def test_deployments(store: JobStore) -> None:
 N = 200
 
 
-def _write_many(home: str, job_id: str, barrier) -> None:
-    """One process's share: N status changes and N events on its own job, as fast as it can."""
-    with JobStore(home) as store:
+def _check_share(store: JobStore, job_id: str, n: int = N) -> None:
+    assert len(store.transitions(job_id)) == n + 1  # + the state it was created in
+    assert [e.id for e in store.events(job_id)] == [f"ev-{i}" for i in range(-1, n)]
+    assert store.require(job_id).raw_status == f"raw-{n - 1}"
+
+
+WRITERS, ROUNDS, REMOTE_JOBS = 20, 15, 6
+
+
+def _writer(url: str, me: int, own: str, shared: str, barrier, results) -> None:
+    """One of twenty processes: its own job, a job every writer changes, events every writer
+    sends (the same ids), and the same provider jobs every writer adopts."""
+    new_shared_events = adopted = 0
+    with JobStore(url=url, timeout=120) as store:
         barrier.wait()
-        for i in range(N):
-            status = JobStatus.RUNNING if i % 2 else JobStatus.QUEUED
-            assert store.record_status(job_id, status, raw_status=f"raw-{i}")
-            store.add_events(job_id, [event(i), event(i - 1)])  # one new, one seen
+        for k in range(ROUNDS):
+            status = JobStatus.RUNNING if k % 2 else JobStatus.QUEUED
+            assert store.record_status(own, status, raw_status=f"raw-{k}")
+            store.add_events(own, [event(k), event(k - 1)])  # one new, one seen
+            assert store.record_status(shared, JobStatus.RUNNING, raw_status=f"w{me}-{k}")
+            new_shared_events += store.add_events(shared, [event(k)])
+            store.create(job(provider=f"w{me}"))
+            if k < REMOTE_JOBS:
+                remote = job(provider="remote", provider_job_id=f"remote-{k}")
+                adopted += store.create_for_provider_job(remote)[1]
+    results.put((me, new_shared_events, adopted))
 
 
-def _check_share(store: JobStore, job_id: str) -> None:
-    assert len(store.transitions(job_id)) == N + 1  # + the state it was created in
-    assert [e.id for e in store.events(job_id)] == [f"ev-{i}" for i in range(-1, N)]
-    assert store.require(job_id).raw_status == f"raw-{N - 1}"
-
-
-def test_two_processes_write_at_once(tmp_path: Path) -> None:
-    with JobStore(tmp_path) as store:
-        ids = [store.create(job(provider=f"p{i}")).id for i in range(2)]
+def test_twenty_processes_write_at_once(store_url: str) -> None:
+    with JobStore(url=store_url) as store:
+        own = [store.create(job(provider=f"w{i}")).id for i in range(WRITERS)]
+        shared = store.create(job(provider="shared")).id
     ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(2)
-    procs = [ctx.Process(target=_write_many, args=(str(tmp_path), i, barrier)) for i in ids]
+    barrier, results = ctx.Barrier(WRITERS), ctx.Queue()
+    procs = [
+        ctx.Process(target=_writer, args=(store_url, i, own[i], shared, barrier, results))
+        for i in range(WRITERS)
+    ]
     for p in procs:
         p.start()
+    reports = [results.get(timeout=300) for _ in procs]
     for p in procs:
-        p.join(timeout=120)
-    assert [p.exitcode for p in procs] == [0, 0]
-    with JobStore(tmp_path) as store:
-        for job_id in ids:
-            _check_share(store, job_id)
+        p.join(timeout=60)
+    assert [p.exitcode for p in procs] == [0] * WRITERS
+    assert sorted(r[0] for r in reports) == list(range(WRITERS))
+    with JobStore(url=store_url) as store:
+        for job_id in own:
+            _check_share(store, job_id, ROUNDS)
+        # nothing lost: every writer's change of the shared job is there, in one sequence
+        assert len(store.transitions(shared)) == 1 + WRITERS * ROUNDS
+        raws = {t.raw_status for t in store.transitions(shared)[1:]}
+        assert raws == {f"w{i}-{k}" for i in range(WRITERS) for k in range(ROUNDS)}
+        # no duplicate: each event stored once, and counted as new by exactly one writer
+        assert [e.id for e in store.events(shared)] == [f"ev-{k}" for k in range(ROUNDS)]
+        assert sum(r[1] for r in reports) == ROUNDS
+        # every writer's new jobs, each once
+        for i in range(WRITERS):
+            assert len(store.list(provider=f"w{i}")) == 1 + ROUNDS
+        # each provider job adopted once, whoever got there first
+        remote = store.list(provider="remote")
+        assert sorted(r.provider_job_id for r in remote) == [
+            f"remote-{k}" for k in range(REMOTE_JOBS)
+        ]
+        assert sum(r[2] for r in reports) == REMOTE_JOBS
 
 
 def test_threads_share_one_store(store: JobStore) -> None:
@@ -460,6 +530,7 @@ def test_threads_share_one_store(store: JobStore) -> None:
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_forked_child_opens_its_own_connection(store: JobStore) -> None:
     record = store.create(job())
+    assert store.require(record.id).status is JobStatus.PENDING  # the parent's connection is used
     proc = multiprocessing.get_context("fork").Process(
         target=store.record_status, args=(record.id, JobStatus.RUNNING, "running")
     )

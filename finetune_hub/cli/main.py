@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     from finetune_hub.cli.jobs import add_job_commands
 
     add_job_commands(sub)
+    from finetune_hub.cli.store import add_store_commands
+
+    add_store_commands(sub)
     return parser
 
 

@@ -88,6 +88,7 @@ class JobRecord(_StoreModel):
     error_code: str | None = None  # the provider's error code, or the failed operation
     datasets: dict[str, str] = Field(default_factory=dict)  # named data sets beside the files
     quotas: dict[str, Any] = Field(default_factory=dict)  # raised account quotas declared
+    checked_at: dt.datetime | None = None  # when the provider was last asked (schema 3)
 
     @field_validator("training_file", "validation_file", mode="before")
     @classmethod
@@ -124,5 +125,3 @@ class DeploymentRecord(_StoreModel):
     extra: dict[str, Any] = Field(default_factory=dict)
     kind: str | None = None  # the serving mode (registry deployer name)
     raw_status: str | None = None
-
-

@@ -28,8 +28,6 @@ SECRET_QUERY_KEYS = SECRET_KEYS | {"sig", "signature"}
 CREDENTIAL_SOURCES = ("env:", "profile:", "file:", "default-chain", "azure-identity:", "explicit")
 
 
-
-
 # --- the no-secrets rule ----------------------------------------------------------------------
 
 
@@ -123,5 +121,3 @@ def check_record_fields(fields: Mapping[str, Any]) -> None:
             check_credentials(value)
         elif name in ("training_file", "validation_file", "data_refs", "endpoint", "datasets"):
             check_secret_free(value, name, check_keys=False)
-
-

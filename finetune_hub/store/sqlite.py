@@ -1,4 +1,6 @@
-"""The store's SQLite tables, migrations and row conversions.
+"""The store in one SQLite file (the default): its tables at every schema version, migrations
+(`PRAGMA user_version`), and the connection `JobStore` uses (WAL, busy timeout, short write
+transactions that take the write lock up front). Python's own `sqlite3`, no extra package.
 
 >>> db = connect(":memory:")
 >>> db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -8,23 +10,24 @@ True
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
-
-from pydantic import BaseModel
+from typing import Any
 
 from finetune_hub.errors import FinetuneHubError
-from finetune_hub.store.records import DeploymentRecord, JobRecord, utc
+from finetune_hub.store.database import Database, Session
+from finetune_hub.store.records import utc
+from finetune_hub.store.tables import (  # noqa: F401 - the columns, also read from here
+    DEPLOYMENT_COLUMNS,
+    JOB_COLUMNS,
+    SCHEMA_VERSION,
+)
 
 # --- SQLite -----------------------------------------------------------------------------------
-
-#: Bumped with every entry added to MIGRATIONS; stored in `PRAGMA user_version`.
-SCHEMA_VERSION = 2
 
 #: version -> statements that bring a store from version - 1 to it. Never edit a released entry.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -97,18 +100,30 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE deployments ADD COLUMN kind TEXT",
         "ALTER TABLE deployments ADD COLUMN raw_status TEXT",
     ),
+    3: (
+        "ALTER TABLE jobs ADD COLUMN checked_at TEXT",
+        "CREATE INDEX IF NOT EXISTS jobs_by_provider_job ON jobs (provider, provider_job_id)",
+        "CREATE INDEX IF NOT EXISTS jobs_by_updated ON jobs (updated_at)",
+        """CREATE TABLE IF NOT EXISTS metrics (
+            job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            step INTEGER NOT NULL,
+            epoch REAL,
+            train_loss REAL,
+            valid_loss REAL,
+            train_accuracy REAL,
+            valid_accuracy REAL,
+            extra TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (job_id, step)
+        )""",
+    ),
 }
-
-# The tables' columns are the records' fields, in order (tests check they agree).
-JOB_COLUMNS = list(JobRecord.model_fields)
-DEPLOYMENT_COLUMNS = list(DeploymentRecord.model_fields)
 
 
 def connect(path: str | Path, timeout: float = 5.0) -> sqlite3.Connection:
     """Open (creating and migrating) the store at `path`: WAL, busy timeout, foreign keys on.
 
     The connection is in autocommit mode and may be shared between threads if the caller
-    serialises its use (JobStore holds a lock); write with `immediate()`.
+    serialises its use (`SqliteDatabase` holds a lock); write with `immediate()`.
     """
     db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     db.row_factory = sqlite3.Row
@@ -163,54 +178,70 @@ def immediate(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     db.execute("COMMIT")
 
 
-
 def to_db_time(value: dt.datetime | None) -> str | None:
     """Fixed-width UTC ISO text, so that text order is time order."""
     return None if value is None else utc(value).isoformat(timespec="microseconds")
 
 
-# --- rows -------------------------------------------------------------------------------------
-
-_M = TypeVar("_M", bound=BaseModel)
+# --- the database JobStore uses ----------------------------------------------------------------
 
 
-def to_row(record: BaseModel, columns: list[str]) -> list[Any]:
-    """`record`'s values for `columns`: dicts as JSON text, datetimes as `to_db_time` text."""
-    data = record.model_dump(mode="json")
-    row = []
-    for column in columns:
-        value = getattr(record, column)
-        if isinstance(value, dt.datetime):
-            row.append(to_db_time(value))
-        elif isinstance(value, dict):
-            row.append(json.dumps(data[column]))
-        else:
-            row.append(data[column])
-    return row
+class SqliteSession(Session):
+    """Statements on the store's one `sqlite3` connection."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def all(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return [dict(row) for row in self.db.execute(sql, params or {}).fetchall()]
+
+    def run(self, sql: str, params: dict[str, Any] | None = None) -> int:
+        return self.db.execute(sql, params or {}).rowcount
+
+    def run_many(self, sql: str, rows: Any) -> None:
+        self.db.executemany(sql, rows)
 
 
-def from_row(model: type[_M], row: sqlite3.Row) -> _M:
-    """A `model` from a row whose column names are its fields."""
-    data = dict(row)
-    for key in ("hyperparameters", "options", "credentials", "data_refs", "extra", "data", "datasets", "quotas"):
-        if isinstance(data.get(key), str):
-            data[key] = json.loads(data[key])
-    return model.model_validate(data)
+class SqliteDatabase(Database):
+    """One SQLite file shared by threads (a lock) and processes (WAL, `BEGIN IMMEDIATE`).
 
+    >>> SqliteDatabase(tmp / "jobs.sqlite3").schema_version() == SCHEMA_VERSION  # doctest: +SKIP
+    True
+    """
 
-JOB_INSERT = (
-    f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}) VALUES ({', '.join('?' * len(JOB_COLUMNS))})"
-)
-JOB_UPDATE = f"UPDATE jobs SET {', '.join(c + ' = ?' for c in JOB_COLUMNS[1:])} WHERE id = ?"
-DEPLOYMENT_UPSERT = (
-    f"INSERT INTO deployments ({', '.join(DEPLOYMENT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(DEPLOYMENT_COLUMNS))}) ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in DEPLOYMENT_COLUMNS[1:])
-)
-TRANSITION_INSERT = (
-    "INSERT INTO transitions (job_id, status, raw_status, at, message) VALUES (?, ?, ?, ?, ?)"
-)
-EVENT_INSERT = (
-    "INSERT OR IGNORE INTO events (job_id, event_id, created_at, level, message, type, data) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
+    kind = "sqlite"
+    row_order = "rowid"
+
+    def __init__(self, path: Path, timeout: float = 5.0) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.location = str(path)
+        self._timeout = timeout
+        self._lock = threading.RLock()
+        self.connection = connect(path, timeout)
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        with self._lock:
+            yield SqliteSession(self.connection)
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        with self._lock, immediate(self.connection) as db:
+            yield SqliteSession(db)
+
+    def time(self, value: dt.datetime | None) -> str | None:
+        return to_db_time(value)
+
+    def schema_version(self) -> int:
+        with self._lock:
+            return self.connection.execute("PRAGMA user_version").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self.connection.close()
+
+    def after_fork(self) -> None:
+        # A SQLite connection (or a held lock) must not cross fork(): a child opens its own.
+        self._lock = threading.RLock()
+        self.connection = connect(self.path, self._timeout)

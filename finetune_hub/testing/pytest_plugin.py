@@ -164,3 +164,29 @@ def fake_vertex(monkeypatch: pytest.MonkeyPatch, fh_store_home: Path) -> Iterato
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake.url)
         fake.storage.create_bucket(fake.bucket)
         yield fake
+
+
+# --- PostgreSQL (a shared job store) -----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def fh_postgres() -> Iterator[Any]:
+    """A throwaway PostgreSQL server on 127.0.0.1 for the test session (`TemporaryPostgres`:
+    the machine's own binaries, a temporary folder, a free port); `.create_database(name)`
+    returns a URL for `fh.JobStore(url=...)`.
+
+    Where the binaries are missing the test is skipped with the command that installs them,
+    except under CI (`$CI` set), where it fails: CI must run the PostgreSQL tests.
+    """
+    import os
+
+    from .postgres_server import INSTALL_COMMAND, TemporaryPostgres, find_postgres_bin
+
+    if find_postgres_bin() is None:
+        message = f"no PostgreSQL server binaries here; install them with: {INSTALL_COMMAND}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    pytest.importorskip("psycopg", reason='needs psycopg: pip install "finetune-hub[team]"')
+    with TemporaryPostgres() as server:
+        yield server
