@@ -8,6 +8,7 @@ HyperparameterCheck(provider_values={'epochCount': '3', 'batchSize': '2'}, ...)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +88,16 @@ def _check_value(spec: HyperparameterSpec, value: Any, where: str, issues: list[
     path = f"hyperparameters.{spec.name}"
     if spec.auto and isinstance(value, str) and value.lower() == "auto":
         return spec.auto_value
+    absurd = _absurd(value)
+    if absurd:  # refused here, so nothing like 'nan' is ever sent (Bedrock takes strings)
+        issues.append(
+            Issue(
+                code="invalid_hyperparameter",
+                field=path,
+                message=f"{spec.name} must be {_article(spec.type, finite=True)}, found {absurd}",
+            )
+        )
+        return None
     coerced = _coerce(spec.type, value)
     if coerced is None:
         issues.append(
@@ -110,6 +121,20 @@ def _check_value(spec: HyperparameterSpec, value: Any, where: str, issues: list[
         )
     )
     return coerced if severity is Severity.WARNING else None
+
+
+#: Larger integers fit no provider's field (and overflow a float): refused as absurd.
+_MAX_INT = 2**63 - 1
+
+
+def _absurd(value: Any) -> str | None:
+    """How a number that no provider can take reads in a message (NaN, infinities and integers
+    beyond 64 bits, e.g. `1e400` written as an integer), or None for any other value."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_INT:
+        return f"an integer of {value.bit_length()} bits (more than 64)"
+    return None
 
 
 def _coerce(kind: str, value: Any) -> Any:
@@ -146,7 +171,9 @@ def _wire(spec: HyperparameterSpec, value: Any) -> Any:
     return value
 
 
-def _article(kind: str) -> str:
+def _article(kind: str, *, finite: bool = False) -> str:
+    if finite and kind in ("int", "float"):
+        return "a finite integer of at most 64 bits" if kind == "int" else "a finite number"
     return {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}[
         kind
     ]

@@ -6,9 +6,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from finetune_hub.data.formats import DataFormat
 from finetune_hub.errors import JobSpecError
 from finetune_hub.store.secret_policy import is_secret_key
 
@@ -65,6 +66,13 @@ class JobSpec(BaseModel):
     datasets: dict[str, str] = Field(default_factory=dict)  # named data sets beside the files (Vertex RLHF)
     quotas: dict[str, Any] = Field(default_factory=dict)  # raised account quotas, e.g. max_training_records
 
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str | None) -> str | None:
+        if value is not None and value not in _FORMATS:
+            raise ValueError(f"{value!r} is not a data format; use one of: {', '.join(_FORMATS)}")
+        return value
+
     @field_serializer("options", when_used="json")
     def _mask_options(self, options: dict[str, Any]) -> dict[str, Any]:
         return masked(options)
@@ -82,28 +90,56 @@ class JobSpec(BaseModel):
         """Read a job description from a `.yaml`/`.yml` or `.toml` file."""
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
         except OSError as exc:
             raise JobSpecError(f"{path}: cannot read job file ({exc.strerror})") from None
-        data = _parse(path, text)
+        data = _parse(path, _decode(path, raw))
         if not isinstance(data, dict):
             raise JobSpecError(f"{path}: a job file must hold a mapping of job fields")
-        for key in ("training_file", "validation_file"):
-            value = data.get(key)
-            if isinstance(value, str) and not Path(value).is_absolute():
-                data[key] = str((path.parent / value).resolve())
-        if isinstance(data.get("datasets"), dict):
-            data["datasets"] = {
-                name: str((path.parent / value).resolve())
-                if isinstance(value, str) and not Path(value).is_absolute()
-                else value
-                for name, value in data["datasets"].items()
-            }
+        for key in data:
+            if not isinstance(key, str):
+                raise JobSpecError(f"{path}: field names must be text, found {key!r}")
+        try:
+            for key in ("training_file", "validation_file"):
+                value = data.get(key)
+                if isinstance(value, str) and not Path(value).is_absolute():
+                    data[key] = str((path.parent / value).resolve())
+            if isinstance(data.get("datasets"), dict):
+                data["datasets"] = {
+                    name: str((path.parent / value).resolve())
+                    if isinstance(value, str) and not Path(value).is_absolute()
+                    else value
+                    for name, value in data["datasets"].items()
+                }
+        except (ValueError, OSError) as exc:  # a NUL byte in a path, a symlink loop
+            raise JobSpecError(f"{path}: a data file path cannot be used ({exc})") from None
         try:
             return cls(**data)
         except PydanticValidationError as exc:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
             raise JobSpecError(f"{path}: {problems}") from None
+
+
+_FORMATS = tuple(f.value for f in DataFormat)
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    """The job file's text: UTF-8 (a byte-order mark is fine), else an error naming the file."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise JobSpecError(f"{path}: the job file is UTF-16; save it as UTF-8")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise JobSpecError(
+            f"{path}: the job file is not UTF-8 (byte {exc.start + 1} is {raw[exc.start]:#04x}); "
+            "save it as UTF-8"
+        ) from None
+    if "\x00" in text:
+        raise JobSpecError(
+            f"{path}: the job file holds NUL bytes (UTF-16 without a byte-order mark?); "
+            "save it as UTF-8"
+        )
+    return text
 
 
 def _parse(path: Path, text: str) -> Any:
@@ -112,6 +148,8 @@ def _parse(path: Path, text: str) -> Any:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise JobSpecError(f"{path}: {exc}") from None
+        except RecursionError:
+            raise JobSpecError(f"{path}: the file nests too deeply to be a job file") from None
     try:
         import yaml
     except ImportError:
@@ -120,3 +158,7 @@ def _parse(path: Path, text: str) -> Any:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise JobSpecError(f"{path}: {exc}") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. a date like 2024-13-45
+        raise JobSpecError(f"{path}: a value cannot be read ({exc})") from None
+    except RecursionError:
+        raise JobSpecError(f"{path}: the file nests too deeply to be a job file") from None
