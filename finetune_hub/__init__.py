@@ -38,6 +38,9 @@ _LAZY = {
     "TuningJob": "finetune_hub.jobs.tuning_job:TuningJob",
     "evaluate": "finetune_hub.jobs.evaluation:evaluate",
     "wait_all": "finetune_hub.jobs.tuning_job:wait_all",
+    "remote_jobs": "finetune_hub.jobs.remote:remote_jobs",
+    "RemoteJob": "finetune_hub.jobs.remote:RemoteJob",
+    "RemoteJobs": "finetune_hub.jobs.remote:RemoteJobs",
     "JobSpec": "finetune_hub.jobs.spec:JobSpec",
     "JobStore": "finetune_hub.store:JobStore",
     "JobStatus": "finetune_hub.status:JobStatus",
@@ -124,6 +127,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from finetune_hub.jobs.deployment import Deployment
     from finetune_hub.jobs.evaluation import evaluate
     from finetune_hub.jobs.model import TunedModel
+    from finetune_hub.jobs.remote import RemoteJob, RemoteJobs, remote_jobs
     from finetune_hub.jobs.spec import JobSpec
     from finetune_hub.jobs.tuning_job import TuningJob, wait_all
     from finetune_hub.providers.base import DeploymentCost

@@ -1,4 +1,5 @@
-"""The job commands of `finetune-hub`: submit, status, jobs, watch, events, cancel, deploy, undeploy.
+"""The job commands of `finetune-hub`: submit, status, watch, events, cancel, deploy, undeploy
+(`jobs`, `adopt`, `refresh`, `deployments` are in team.py).
 
     finetune-hub submit job.yaml --wait
     finetune-hub submit --provider openai --model gpt-4.1-mini --training-file train.jsonl --hp epochs=3
@@ -55,13 +56,6 @@ def add_job_commands(sub: Any) -> None:
             p.add_argument("--timeout", type=float)
             p.add_argument("--poll-interval", type=float, default=10.0)
         p.set_defaults(handler=handler)
-
-    p = sub.add_parser("jobs", help="list recorded jobs")
-    p.add_argument("--provider")
-    p.add_argument("--status")
-    p.add_argument("--home")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cmd_jobs)
 
     p = sub.add_parser("deploy", help="deploy a job's tuned model (states the hourly cost first)")
     p.add_argument("job_id")
@@ -141,20 +135,6 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
     if rec.error:
         code = f"{rec.error_code}: " if rec.error_code else ""
         console.print(f"  error: {code}{rec.error}")
-    return EXIT_OK
-
-
-def cmd_jobs(args: argparse.Namespace, console: Console) -> int:
-    from rich.table import Table
-
-    records = _store(args).list(provider=args.provider, status=args.status)
-    if args.json:
-        console.print(json.dumps([r.model_dump(mode="json") for r in records], indent=2), soft_wrap=True)
-        return EXIT_OK
-    table = Table("job", "provider", "base model", "status", "provider job", "model", "created")
-    for r in records:
-        table.add_row(r.id, r.provider, r.base_model, r.status.value, r.provider_job_id or "", r.fine_tuned_model or "", f"{r.created_at:%Y-%m-%d %H:%M}")
-    console.print(table)
     return EXIT_OK
 
 

@@ -134,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_job_commands(sub)
     from finetune_hub.cli.store import add_store_commands
+    from finetune_hub.cli.team import add_team_commands
 
+    add_team_commands(sub)
     add_store_commands(sub)
     return parser
 

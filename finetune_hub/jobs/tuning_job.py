@@ -144,6 +144,23 @@ class TuningJob:
         )
         return cls(spec=spec, store=store, job_id=job_id)
 
+    @classmethod
+    def adopt(
+        cls, provider: str, provider_job_id: str, *, store: JobStore | None = None, **options: Any
+    ) -> TuningJob:
+        """Bring a job made anywhere (the provider's SDK or console, another store) under
+        finetune_hub: it is recorded with its state and events, then followed like any other
+        (`refresh`, `events`, `metrics`, `wait`, `result.deploy`). `options` are the
+        provider's connection options. A job the store knows already is returned as it is.
+        `fh.remote_jobs(provider)` lists the jobs there are (see jobs/remote.py).
+
+        >>> job = fh.TuningJob.adopt("openai", "ftjob-abc123")  # doctest: +SKIP
+        >>> model = job.wait()  # doctest: +SKIP
+        """
+        from finetune_hub.jobs.remote import adopt
+
+        return adopt(cls, provider, provider_job_id, store=store, options=options)
+
     # -- state ----------------------------------------------------------------------------------
     @property
     def provider(self) -> str:

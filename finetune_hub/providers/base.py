@@ -59,6 +59,7 @@ class Capability(StrEnum):
     CHECKPOINTS = "checkpoints"
     CHAT = "chat"
     DELETE_MODEL = "delete_model"
+    LIST_JOBS = "list_jobs"
 
 
 # -- options -------------------------------------------------------------------------------------
@@ -174,6 +175,10 @@ class ProviderJob(BaseModel):
     created_at: Any = None
     finished_at: Any = None
     raw: dict[str, Any] = Field(default_factory=dict)
+    # What a listed job says about itself (`list_jobs`, `TuningJob.adopt`), where it says it:
+    base_model: str | None = None  # the provider's id of the base model
+    method: str | None = None  # in finetune_hub's names: "sft", "dpo", ...
+    local_job_id: str | None = None  # the finetune_hub job id a create left on it (metadata)
 
 
 # -- connection ----------------------------------------------------------------------------------
@@ -311,6 +316,20 @@ class TuningBackend(ABC):
     def tunable_models(self) -> list[str] | None:
         """Model ids the provider says it can tune today, or None where it has no API for that."""
         return None
+
+    def list_jobs(
+        self, limit: int = 20, after: str | None = None
+    ) -> tuple[list[ProviderJob], str | None]:
+        """One page of the provider's jobs, newest first, whoever made them (finetune_hub, the
+        SDK, the console): up to `limit` jobs after the cursor `after` (None: the first page),
+        and the cursor of the next page (None after the last). Each `ProviderJob` fills in
+        `base_model`, `created_at` and, where a create left it, `local_job_id`.
+        `fh.remote_jobs` and `TuningJob.adopt` are built on it.
+
+        >>> jobs, cursor = backend.list_jobs(limit=50)  # doctest: +SKIP
+        >>> more, cursor = backend.list_jobs(limit=50, after=cursor)  # doctest: +SKIP
+        """
+        raise self.unsupported("list_jobs")
 
     def unsupported(self, operation: str) -> UnsupportedOperation:
         offered = ", ".join(sorted(c.value for c in self.capabilities)) or "none"

@@ -33,6 +33,7 @@ from finetune_hub.status import Checkpoint, JobEvent, JobStatus, MetricPoint, St
 
 JOB_ID_KEY = "finetune_hub_job_id"
 _METHOD_TYPES = {"sft": "supervised", "dpo": "dpo", "rft": "reinforcement"}
+_METHOD_NAMES = {v: k for k, v in _METHOD_TYPES.items()}
 _S = JobStatus
 OPENAI_STATES = {
     "validating_files": _S.VALIDATING,
@@ -115,6 +116,7 @@ class OpenAIBackend(TuningBackend):
             Capability.CHECKPOINTS,
             Capability.CHAT,
             Capability.DELETE_MODEL,
+            Capability.LIST_JOBS,
         }
     )
     state_map = StateMap("openai", OPENAI_STATES)
@@ -216,8 +218,22 @@ class OpenAIBackend(TuningBackend):
     def cancel(self, provider_job_id: str) -> None:
         self.call("cancel", lambda: self.client.fine_tuning.jobs.cancel(provider_job_id))
 
+    def list_jobs(
+        self, limit: int = 20, after: str | None = None
+    ) -> tuple[list[ProviderJob], str | None]:
+        """One page of `GET /fine_tuning/jobs` (newest first); the next cursor is the last id."""
+        kwargs: dict[str, Any] = {"limit": limit}
+        if after is not None:
+            kwargs["after"] = after
+        page = self.call("list_jobs", lambda: self.client.fine_tuning.jobs.list(**kwargs))
+        jobs = [self._to_job(j) for j in page.data]
+        more = bool(getattr(page, "has_more", False)) and bool(jobs)
+        return jobs, (jobs[-1].id if more else None)
+
     def _to_job(self, job: Any) -> ProviderJob:
         error = getattr(job, "error", None)
+        method = getattr(job, "method", None)
+        method_type = getattr(method, "type", None) if method is not None else None
         return ProviderJob(
             id=job.id,
             status=self.state_map(job.status),
@@ -227,6 +243,11 @@ class OpenAIBackend(TuningBackend):
             error_code=error.code if error else None,
             trained_tokens=job.trained_tokens,
             raw=job.model_dump(mode="json"),
+            created_at=job.created_at,
+            finished_at=job.finished_at,
+            base_model=job.model,
+            method=_METHOD_NAMES.get(method_type, method_type),
+            local_job_id=(job.metadata or {}).get(JOB_ID_KEY),
         )
 
     # -- events and metrics -------------------------------------------------------------------------

@@ -122,6 +122,24 @@ class FakeProvider:
         """Keep every job in its current state (a job that never ends)."""
         self._stalled = stalled
 
+    def create_job_directly(
+        self, base_model: str = "fake-base-1", *, states: tuple[str, ...] | None = None
+    ) -> str:
+        """A job made on the provider's side without finetune_hub (as with the SDK or the
+        console): it has no finetune_hub job id. Returns its provider job id, for
+        `fh.remote_jobs("fake")` and `TuningJob.adopt("fake", job_id)`.
+
+        >>> job_id = fake.create_job_directly("fake-base-1")  # doctest: +SKIP
+        """
+        prepared = PreparedJob(
+            job_id="", provider="fake", base_model=base_model, model_id=base_model,
+            method="sft", training_file="uploaded-in-the-console.jsonl",
+        )  # fmt: skip
+        fake = FakeJob(self.new_id("fakejob"), prepared, {}, list(states or self.states))
+        self.jobs[fake.id] = fake
+        self.log(fake, f"job created on {base_model} outside finetune_hub")
+        return fake.id
+
     def count(self, operation: str) -> int:
         """How many calls of `operation` reached the fake (faulted ones included)."""
         return self.calls.count(operation)
@@ -296,6 +314,18 @@ class FakeBackend(TuningBackend):
     def tunable_models(self) -> list[str] | None:
         return ["fake-base-1"]
 
+    @_faulted("list_jobs")
+    def list_jobs(
+        self, limit: int = 20, after: str | None = None
+    ) -> tuple[list[ProviderJob], str | None]:
+        newest_first = list(reversed(_world().jobs.values()))
+        ids = [fake.id for fake in newest_first]
+        if after is not None:
+            newest_first = newest_first[ids.index(after) + 1 :] if after in ids else []
+        page = newest_first[:limit]
+        more = len(newest_first) > limit
+        return [self._view(fake) for fake in page], (page[-1].id if more else None)
+
     def _job(self, provider_job_id: str) -> FakeJob:
         fake = _world().jobs.get(provider_job_id)
         if fake is None:
@@ -314,6 +344,9 @@ class FakeBackend(TuningBackend):
             fine_tuned_model=self._model(fake) if status is JobStatus.SUCCEEDED else None,
             error=fake.error if status is JobStatus.FAILED else None,
             error_code="fake_error" if status is JobStatus.FAILED else None,
+            base_model=fake.job.base_model,
+            method=fake.job.method,
+            local_job_id=fake.job.job_id or None,
         )
 
 

@@ -1,0 +1,183 @@
+"""The commands for many jobs at once: list (local or provider-side), adopt, refresh, prune,
+and the deployments still billing.
+
+    finetune-hub jobs --provider openai --status running
+    finetune-hub jobs --remote --provider openai
+    finetune-hub adopt openai ftjob-abc123
+    finetune-hub refresh --concurrency 8
+    finetune-hub jobs prune --older-than 90          # dry run: says what would go
+    finetune-hub jobs prune --older-than 90 --yes
+    finetune-hub deployments
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from typing import TYPE_CHECKING, Any
+
+from finetune_hub.cli.store import add_store_location, open_store
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def add_team_commands(sub: Any) -> None:
+    """Register `jobs`, `adopt`, `refresh` and `deployments` on the main parser's subparsers."""
+    from finetune_hub.cli.args import parse_hp
+
+    option_help = "provider option, repeatable (region=us-east-1)"
+
+    p = sub.add_parser(
+        "jobs",
+        help="list recorded jobs (age, last update, latest event); --remote: the provider's own; "
+        "prune: remove what is no longer worth keeping",
+        description="Without an action: the jobs in the store, newest first. With --remote "
+        "--provider P: the jobs on the provider's side, whoever made them, marked with the local "
+        "job id when the store knows them. `jobs prune`: see `finetune-hub jobs prune --help`.",
+    )
+    p.add_argument("--provider", metavar="P")
+    p.add_argument("--status", help="only jobs in this state")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N jobs (remote: per page)")
+    p.add_argument("--remote", action="store_true", help="list the provider's jobs")
+    p.add_argument("--after", metavar="CURSOR", help="with --remote: the page after this cursor")
+    p.add_argument("--all", action="store_true", help="with --remote: every page")
+    p.add_argument(
+        "--option", action="append", type=parse_hp, default=[], metavar="K=V", help=option_help
+    )
+    p.add_argument("--json", action="store_true")
+    add_store_location(p)
+    p.set_defaults(handler=cmd_jobs)
+
+    p = sub.add_parser("adopt", help="bring a job made elsewhere (SDK, console) under finetune_hub")
+    p.add_argument("provider")
+    p.add_argument("provider_job_id")
+    p.add_argument(
+        "--option", action="append", type=parse_hp, default=[], metavar="K=V", help=option_help
+    )
+    add_store_location(p)
+    p.set_defaults(handler=cmd_adopt)
+
+
+# -- jobs -----------------------------------------------------------------------------------------
+def cmd_jobs(args: argparse.Namespace, console: Console) -> int:
+    """List local jobs, the provider's jobs (--remote), or prune."""
+    if args.remote:
+        return _remote(args, console)
+    from finetune_hub.cli.render import new_table
+
+    with open_store(args) as store:
+        records = store.list(provider=args.provider, status=args.status, limit=args.limit)
+        latest = store.latest_events(r.id for r in records)
+    if args.json:
+        rows = [
+            {**r.model_dump(mode="json"), "latest_event": _event_text(latest.get(r.id))}
+            for r in records
+        ]
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    now = dt.datetime.now(dt.UTC)
+    table = new_table(
+        "job", "provider", "base model", "status", "age", "updated", "provider job", "model",
+        "latest event",
+    )  # fmt: skip
+    for r in records:
+        table.add_row(
+            r.id,
+            r.provider,
+            r.base_model,
+            r.status.value,
+            duration(now - r.created_at),
+            duration(now - r.updated_at) + " ago",
+            r.provider_job_id or "",
+            r.fine_tuned_model or "",
+            _event_text(latest.get(r.id)) or "",
+        )
+    console.print(table)
+    return EXIT_OK
+
+
+def _event_text(event: Any) -> str | None:
+    return None if event is None else event.message
+
+
+def _remote(args: argparse.Namespace, console: Console) -> int:
+    from finetune_hub.cli.render import new_table
+    from finetune_hub.jobs.remote import remote_jobs
+
+    if args.provider is None:
+        console.print("jobs --remote needs --provider P (the provider whose jobs to list)")
+        return EXIT_USAGE
+    with open_store(args) as store:
+        page = remote_jobs(
+            args.provider,
+            limit=args.limit or 50,
+            after=args.after,
+            pages=None if args.all else 1,
+            store=store,
+            **dict(args.option),
+        )
+    if args.status:
+        page.jobs = [j for j in page.jobs if j.status.value == args.status]
+    if args.json:
+        print(page.model_dump_json(indent=2))
+        return EXIT_OK
+    now = dt.datetime.now(dt.UTC)
+    table = new_table("provider job", "status", "base model", "age", "model", "in the store")
+    for j in page:
+        age = duration(now - j.created_at) if j.created_at else ""
+        known = j.known_as or "not adopted"
+        table.add_row(
+            j.id, j.status.value, j.base_model or "", age, j.fine_tuned_model or "", known
+        )
+    console.print(table)
+    if page.next_cursor:
+        console.print(
+            f"more: finetune-hub jobs --remote --provider {args.provider} --after {page.next_cursor}",
+            soft_wrap=True,
+        )
+    waiting = [j for j in page if not j.known]
+    if waiting:
+        console.print(
+            f"{len(waiting)} not adopted; adopt one with: finetune-hub adopt {args.provider} "
+            f"{waiting[0].id}",
+            soft_wrap=True,
+        )
+    return EXIT_OK
+
+
+def cmd_adopt(args: argparse.Namespace, console: Console) -> int:
+    """Adopt a provider's job into the store."""
+    from finetune_hub.jobs.tuning_job import TuningJob
+
+    store = open_store(args)
+    job = TuningJob.adopt(args.provider, args.provider_job_id, store=store, **dict(args.option))
+    rec = store.require(job.id)
+    console.print(
+        f"adopted {args.provider} job {args.provider_job_id} as {job.id}: {rec.status.value}",
+        soft_wrap=True,
+    )
+    console.print(f"follow it with: finetune-hub watch {job.id}")
+    return EXIT_OK
+
+
+def duration(delta: dt.timedelta) -> str:
+    """A short human duration: `45s`, `12m`, `3h 5m`, `4d 2h`.
+
+    >>> duration(dt.timedelta(hours=3, minutes=5))
+    '3h 5m'
+    """
+    seconds = max(0, int(delta.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    if minutes:
+        return f"{minutes}m"
+    return f"{secs}s"

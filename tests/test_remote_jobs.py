@@ -1,0 +1,171 @@
+"""Jobs made on the provider's side without finetune_hub: listed (paged, marked when the store
+knows them), adopted once, then followed to the end and deployed, on every provider whose
+backend lists jobs (the in-memory FakeProvider and the real SDKs on the OpenAI and Azure OpenAI
+fakes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import finetune_hub as fh
+from finetune_hub.cli import main
+
+SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
+CHAT = SAMPLES / "chat_gozaru.jsonl"
+
+
+class Harness:
+    """How a test makes a job directly on one provider's fake, as its SDK or console would."""
+
+    provider: str
+    deploys = False
+
+    def __init__(self, fake: Any) -> None:
+        self.fake = fake
+
+    def options(self) -> dict[str, Any]:
+        return {}
+
+    def create_directly(self) -> str:
+        raise NotImplementedError
+
+
+class FakeHarness(Harness):
+    provider, deploys = "fake", True
+
+    def create_directly(self) -> str:
+        return self.fake.create_job_directly("fake-base-1")
+
+
+class OpenAIHarness(Harness):
+    provider = "openai"
+
+    def create_directly(self) -> str:
+        client = self.fake.client()
+        with open(CHAT, "rb") as f:
+            uploaded = client.files.create(file=f, purpose="fine-tune")
+        self.fake.advance(60)  # the file is processed
+        created = client.fine_tuning.jobs.create(
+            model="gpt-4.1-mini-2025-04-14", training_file=uploaded.id
+        )
+        return created.id
+
+
+class AzureOpenAIHarness(OpenAIHarness):
+    provider, deploys = "azure-openai", True
+
+    def options(self) -> dict[str, Any]:
+        fake = self.fake
+        return {
+            "management_token": fake.management_token,
+            "subscription_id": fake.subscription_id,
+            "resource_group": fake.resource_group,
+            "account_name": fake.account,
+        }
+
+
+HARNESSES = {
+    "fake": ("fake_provider", FakeHarness),
+    "openai": ("fake_openai", OpenAIHarness),
+    "azure-openai": ("fake_azure_openai", AzureOpenAIHarness),
+}
+
+
+@pytest.fixture(params=sorted(HARNESSES))
+def harness(request: pytest.FixtureRequest) -> Harness:
+    fixture, cls = HARNESSES[request.param]
+    return cls(request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> fh.JobStore:
+    return fh.JobStore(tmp_path / "store")
+
+
+def test_a_job_made_elsewhere_is_listed_adopted_and_followed(
+    harness: Harness, store: fh.JobStore
+) -> None:
+    outside = harness.create_directly()
+    listed = fh.remote_jobs(harness.provider, store=store, **harness.options())
+    (remote,) = [j for j in listed if j.id == outside]
+    assert not remote.known and remote.local_job_id is None and remote.base_model
+    with pytest.raises(fh.JobNotFound):
+        fh.TuningJob.attach(outside, store=store)
+
+    job = fh.TuningJob.adopt(harness.provider, outside, store=store, **harness.options())
+    job.sleep = lambda seconds: None
+    record = store.require(job.id)
+    assert record.provider_job_id == outside and record.extra["made_by"] == "outside finetune_hub"
+    assert record.credentials and "api_key" not in record.options  # where from, never the key
+    again = fh.TuningJob.adopt(harness.provider, outside, store=store, **harness.options())
+    assert again.id == job.id and len(store.list()) == 1
+    relisted = fh.remote_jobs(harness.provider, store=store, **harness.options())
+    assert [j.known_as for j in relisted if j.id == outside] == [job.id]
+
+    model = job.wait(poll_interval=0.01, progress=False)
+    assert job.status is fh.JobStatus.SUCCEEDED and model.id
+    assert job.events() and store.events(job.id)
+    assert isinstance(job.metrics(), list)
+    if harness.deploys:
+        deployment = model.deploy(confirm_cost=True)
+        assert deployment.wait_ready(poll_interval=0.01) is fh.DeploymentStatus.READY
+        assert [d.job_id for d in store.list_deployments()] == [job.id]
+        deployment.delete()
+    else:
+        assert model.chat([{"role": "user", "content": "hello"}])
+
+
+def test_listing_pages_with_a_cursor(harness: Harness, store: fh.JobStore) -> None:
+    made = [harness.create_directly() for _ in range(5)]
+    first = fh.remote_jobs(harness.provider, limit=2, store=store, **harness.options())
+    assert [j.id for j in first] == made[::-1][:2] and first.next_cursor is not None
+    second = fh.remote_jobs(
+        harness.provider, limit=2, after=first.next_cursor, store=store, **harness.options()
+    )
+    assert [j.id for j in second] == made[::-1][2:4]
+    everything = fh.remote_jobs(
+        harness.provider, limit=2, pages=None, store=store, **harness.options()
+    )
+    assert [j.id for j in everything] == made[::-1] and everything.next_cursor is None
+
+
+def test_a_job_submitted_through_finetune_hub_is_known(
+    fake_provider: Any, store: fh.JobStore
+) -> None:
+    job = fh.TuningJob(provider="fake", base_model="fake-base-1", training_file=CHAT, store=store)
+    job.submit()
+    (remote,) = fh.remote_jobs("fake", store=store)
+    assert remote.known_as == job.id == remote.local_job_id
+    other = fh.JobStore(store.path.parent / "other")  # a colleague's store: the same id is kept
+    adopted = fh.TuningJob.adopt("fake", job.provider_job_id, store=other)
+    assert adopted.id == job.id
+    assert other.require(job.id).extra["made_by"] == f"finetune_hub job {job.id}"
+
+
+def test_errors_say_what_to_do(fake_provider: Any, store: fh.JobStore) -> None:
+    with pytest.raises(fh.FinetuneHubError, match="jobs --remote --provider fake"):
+        fh.TuningJob.adopt("fake", "fakejob-404", store=store)
+    fake_provider.fail_next("list_jobs", status_code=403, message="no permission to list")
+    with pytest.raises(fh.ProviderError, match="no permission"):
+        fh.remote_jobs("fake", store=store)
+
+
+def test_cli_lists_remote_jobs_and_adopts(
+    fake_provider: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outside = fake_provider.create_job_directly()
+    home = str(tmp_path / "cli")
+    assert main(["jobs", "--remote", "--provider", "fake", "--home", home]) == 0
+    out = capsys.readouterr().out
+    assert outside in out and "not adopted" in out
+    assert main(["adopt", "fake", outside, "--home", home]) == 0
+    out = capsys.readouterr().out
+    assert "adopted" in out and outside in out
+    (record,) = fh.JobStore(home).list()
+    assert record.provider_job_id == outside
+    assert main(["jobs", "--remote", "--provider", "fake", "--home", home, "--json"]) == 0
+    assert record.id in capsys.readouterr().out
+    assert main(["jobs", "--remote", "--home", home]) == 2  # --remote needs --provider
