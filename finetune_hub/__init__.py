@@ -41,6 +41,11 @@ _LAZY = {
     "remote_jobs": "finetune_hub.jobs.remote:remote_jobs",
     "RemoteJob": "finetune_hub.jobs.remote:RemoteJob",
     "RemoteJobs": "finetune_hub.jobs.remote:RemoteJobs",
+    "refresh_all": "finetune_hub.jobs.refresh:refresh_all",
+    "follow_changes": "finetune_hub.jobs.refresh:follow_changes",
+    "JobChange": "finetune_hub.jobs.refresh:JobChange",
+    "RefreshResult": "finetune_hub.jobs.refresh:RefreshResult",
+    "RefreshError": "finetune_hub.jobs.refresh:RefreshError",
     "JobSpec": "finetune_hub.jobs.spec:JobSpec",
     "JobStore": "finetune_hub.store:JobStore",
     "JobStatus": "finetune_hub.status:JobStatus",
@@ -127,6 +132,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from finetune_hub.jobs.deployment import Deployment
     from finetune_hub.jobs.evaluation import evaluate
     from finetune_hub.jobs.model import TunedModel
+    from finetune_hub.jobs.refresh import (
+        JobChange,
+        RefreshError,
+        RefreshResult,
+        follow_changes,
+        refresh_all,
+    )
     from finetune_hub.jobs.remote import RemoteJob, RemoteJobs, remote_jobs
     from finetune_hub.jobs.spec import JobSpec
     from finetune_hub.jobs.tuning_job import TuningJob, wait_all

@@ -52,6 +52,24 @@ def add_team_commands(sub: Any) -> None:
     add_store_location(p)
     p.set_defaults(handler=cmd_jobs)
 
+    p = sub.add_parser(
+        "refresh",
+        help="ask the providers about every unfinished job at once; print what changed",
+    )
+    p.add_argument("--provider", metavar="P", help="only this provider's jobs")
+    p.add_argument("--concurrency", type=int, default=8, metavar="N", help="jobs at once (8)")
+    p.add_argument(
+        "--rate",
+        action="append",
+        type=parse_hp,
+        default=[],
+        metavar="P=N",
+        help="at most N calls a second to provider P, repeatable (default 5)",
+    )
+    p.add_argument("--watch", type=float, metavar="SECONDS", help="keep refreshing this often")
+    add_store_location(p)
+    p.set_defaults(handler=cmd_refresh)
+
     p = sub.add_parser("adopt", help="bring a job made elsewhere (SDK, console) under finetune_hub")
     p.add_argument("provider")
     p.add_argument("provider_job_id")
@@ -162,6 +180,34 @@ def cmd_adopt(args: argparse.Namespace, console: Console) -> int:
     )
     console.print(f"follow it with: finetune-hub watch {job.id}")
     return EXIT_OK
+
+
+def cmd_refresh(args: argparse.Namespace, console: Console) -> int:
+    """Refresh every unfinished job; print each change as it comes, then the errors. Exit 1 when
+    a job could not be refreshed."""
+    from finetune_hub.jobs.refresh import RefreshError, follow_changes, refresh_all
+
+    rates = {str(k): float(v) for k, v in args.rate}
+    common = {"provider": args.provider, "concurrency": args.concurrency, "rate_limits": rates}
+
+    def show(change: Any) -> None:
+        console.print(str(change), soft_wrap=True)
+
+    with open_store(args) as store:
+        if args.watch:
+            errors: list[RefreshError] = []
+            for change in follow_changes(
+                store=store, interval=args.watch, on_error=errors.append, **common
+            ):
+                show(change)
+            for error in errors:
+                console.print(f"error: {error}", soft_wrap=True)
+            return EXIT_FAILED if errors else EXIT_OK
+        result = refresh_all(store=store, on_change=show, **common)
+    for error in result.errors:
+        console.print(f"error: {error}", soft_wrap=True)
+    console.print(str(result))
+    return EXIT_FAILED if result.errors else EXIT_OK
 
 
 def duration(delta: dt.timedelta) -> str:
