@@ -10,17 +10,21 @@
 The extension (`bedrock_fake_ext`) adds job look-up by ARN, Provisioned Throughput, on-demand
 deployments and Converse. `FakeBedrock` adds a status driver (`complete`, `fail`,
 `auto_complete_after=N` polls, which walks validating -> queued -> running -> Completed and
-writes the metrics CSVs into the job's output prefix), fault injection (`inject`), a request log
+writes the metrics CSVs into the job's output prefix), fault injection (`inject`: 429 with
+`Retry-After`, 500, 503, a dropped connection, a slow answer; before or after the work), a request log
 (`requests`, `count`, `s3_writes`) and `reset`. moto is imported when a `FakeBedrock` starts, so
 `finetune_hub.testing` stays importable without it. With pytest use the `fake_bedrock` fixture.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +48,8 @@ _OPERATIONS = [
     ("POST", r"/model/.+/converse", "Converse"),
 ]
 _CRED = re.compile(r"Credential=[^/]+/[^/]+/([^/]+)/([^/]+)/")
+#: "throttle" is the 429 ThrottlingException without a Retry-After header (the older name)
+FAULT_KINDS = ("500", "503", "429", "throttle", "drop", "slow")
 
 
 @dataclass
@@ -61,9 +67,11 @@ class Request:
 @dataclass
 class Fault:
     operation: str
-    kind: str  # "500" or "throttle"
+    kind: str  # one of FAULT_KINDS
     times: int
     after: bool
+    retry_after: float | None = None
+    delay: float = 0.0
 
 
 @dataclass
@@ -295,14 +303,34 @@ class FakeBedrock:
 
     # -- faults -----------------------------------------------------------------------------------
     def inject(
-        self, operation: str, kind: str = "500", times: int = 1, after: bool = False
-    ) -> None:
+        self,
+        operation: str,
+        kind: str = "500",
+        times: int = 1,
+        after: bool = False,
+        *,
+        retry_after: float | None = None,
+        delay: float = 0.0,
+    ) -> Fault:
         """Make the next `times` calls of `operation` (e.g. 'CreateModelCustomizationJob',
-        's3:PUT') fail with HTTP 500 or a 429 ThrottlingException. `after=True` performs the
-        call first, then answers 500 (the server-side effect happened; the client sees an error)."""
-        if kind not in ("500", "throttle"):
-            raise ValueError("kind is '500' or 'throttle'")
-        self.faults.append(Fault(operation, kind, times, after))
+        's3:PUT') fail. `kind`: "500" (InternalServerException), "503"
+        (ServiceUnavailableException; S3: ServiceUnavailable), "429" (ThrottlingException with
+        `Retry-After: retry_after`, default 1 s; S3: 503 SlowDown), "throttle" (the same without
+        `Retry-After`), "drop" (the connection is closed, no answer) or "slow" (the answer comes
+        `delay` real seconds late: past a client's read timeout, the client gives up while the
+        server still acts). `after=True` performs the call first, then fails it (the server-side
+        effect happened; the client sees an error, a dropped connection or a late answer).
+
+        >>> FakeBedrock().inject("CreateModelCustomizationJob", "drop", after=True).kind
+        'drop'
+        """
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
+        if kind == "429" and retry_after is None:
+            retry_after = 1.0
+        fault = Fault(operation, kind, times, after, retry_after, delay)
+        self.faults.append(fault)
+        return fault
 
     def _take_fault(self, operation: str) -> Fault | None:
         with self._lock:
@@ -326,39 +354,73 @@ class FakeBedrock:
             if operation == "GetModelCustomizationJob":
                 self._on_poll(path)
             fault = self._take_fault(operation)
+            if fault is not None and fault.kind == "slow" and not fault.after:
+                time.sleep(fault.delay)  # the server acts late: after a client's timeout
+                fault = None
             if fault is not None and not fault.after:
+                if fault.kind == "drop":
+                    return self._drop(environ, req, start_response)
                 return self._error(fault, service, req, start_response)
             captured: dict[str, Any] = {}
 
             def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-                captured["status"] = status
+                captured["status"], captured["headers"] = status, headers
                 req.status = int(status.split()[0])
                 if fault is None:
                     return start_response(status, headers, exc_info)
                 return lambda data: None
 
             body = app(environ, capture)
-            if fault is not None:
-                b"".join(body)
-                return self._error(fault, service, req, start_response)
-            return body
+            if fault is None:
+                return body
+            data = b"".join(body)
+            if fault.kind == "slow":  # done; the answer leaves late
+                time.sleep(fault.delay)
+                start_response(captured["status"], captured["headers"])
+                return [data]
+            if fault.kind == "drop":
+                return self._drop(environ, req, start_response)
+            return self._error(fault, service, req, start_response)
 
         return handle
+
+    @staticmethod
+    def _drop(
+        environ: dict[str, Any], req: Request, start_response: Callable[..., Any]
+    ) -> list[bytes]:
+        """Close the connection without an answer (the client sees it reset or closed)."""
+        req.status = 0
+        sock = environ.get("werkzeug.socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed by the client
+                sock.shutdown(socket.SHUT_RDWR)
+        start_response("500 Internal Server Error", [("Content-Length", "0")])
+        return []
 
     @staticmethod
     def _error(
         fault: Fault, service: str, req: Request, start_response: Callable[..., Any]
     ) -> list[bytes]:
-        throttle = fault.kind == "throttle"
-        code = "ThrottlingException" if throttle else "InternalServerException"
-        status = "429 Too Many Requests" if throttle else "500 Internal Server Error"
+        throttle = fault.kind in ("throttle", "429")
+        unavailable = fault.kind == "503"
+        if throttle:
+            code, status = "ThrottlingException", "429 Too Many Requests"
+        elif unavailable:
+            code, status = "ServiceUnavailableException", "503 Service Unavailable"
+        else:
+            code, status = "InternalServerException", "500 Internal Server Error"
         req.status = int(status.split()[0])
+        extra = []
+        if fault.retry_after is not None:
+            extra.append(("Retry-After", f"{fault.retry_after:g}"))
         if service == "s3":
-            s3code = "SlowDown" if throttle else "InternalError"
+            s3code = (
+                "SlowDown" if throttle else "ServiceUnavailable" if unavailable else "InternalError"
+            )
             body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{s3code}</Code><Message>injected fault</Message><RequestId>fake-req</RequestId></Error>".encode()
             start_response(
                 "503 Slow Down" if throttle else status,
-                [("Content-Type", "application/xml"), ("x-amz-request-id", "fake-req")],
+                [("Content-Type", "application/xml"), ("x-amz-request-id", "fake-req"), *extra],
             )
             return [body]
         body = json.dumps({"message": f"injected {fault.kind} on {fault.operation}"}).encode()
@@ -368,6 +430,7 @@ class FakeBedrock:
                 ("Content-Type", "application/json"),
                 ("x-amzn-ErrorType", code),
                 ("x-amzn-RequestId", "fake-req-" + fault.kind),
+                *extra,
             ],
         )
         return [body]
