@@ -39,6 +39,7 @@ def add_team_commands(sub: Any) -> None:
         "--provider P: the jobs on the provider's side, whoever made them, marked with the local "
         "job id when the store knows them. `jobs prune`: see `finetune-hub jobs prune --help`.",
     )
+    p.add_argument("action", nargs="?", choices=["prune"], help="prune: remove old jobs")
     p.add_argument("--provider", metavar="P")
     p.add_argument("--status", help="only jobs in this state")
     p.add_argument("--limit", type=int, metavar="N", help="at most N jobs (remote: per page)")
@@ -48,6 +49,17 @@ def add_team_commands(sub: Any) -> None:
     p.add_argument(
         "--option", action="append", type=parse_hp, default=[], metavar="K=V", help=option_help
     )
+    p.add_argument(
+        "--older-than", type=float, metavar="DAYS", help="prune: finished jobs older than DAYS"
+    )
+    p.add_argument(
+        "--orphan-hours",
+        type=float,
+        default=24.0,
+        metavar="H",
+        help="prune: PENDING jobs never accepted by the provider, after H hours (default 24)",
+    )
+    p.add_argument("--yes", action="store_true", help="prune: really remove (default: dry run)")
     p.add_argument("--json", action="store_true")
     add_store_location(p)
     p.set_defaults(handler=cmd_jobs)
@@ -70,6 +82,13 @@ def add_team_commands(sub: Any) -> None:
     add_store_location(p)
     p.set_defaults(handler=cmd_refresh)
 
+    p = sub.add_parser(
+        "deployments", help="deployments still billing, with hourly and accumulated cost"
+    )
+    p.add_argument("--json", action="store_true")
+    add_store_location(p)
+    p.set_defaults(handler=cmd_deployments)
+
     p = sub.add_parser("adopt", help="bring a job made elsewhere (SDK, console) under finetune_hub")
     p.add_argument("provider")
     p.add_argument("provider_job_id")
@@ -83,6 +102,8 @@ def add_team_commands(sub: Any) -> None:
 # -- jobs -----------------------------------------------------------------------------------------
 def cmd_jobs(args: argparse.Namespace, console: Console) -> int:
     """List local jobs, the provider's jobs (--remote), or prune."""
+    if args.action == "prune":
+        return cmd_prune(args, console)
     if args.remote:
         return _remote(args, console)
     from finetune_hub.cli.render import new_table
@@ -208,6 +229,69 @@ def cmd_refresh(args: argparse.Namespace, console: Console) -> int:
         console.print(f"error: {error}", soft_wrap=True)
     console.print(str(result))
     return EXIT_FAILED if result.errors else EXIT_OK
+
+
+def cmd_prune(args: argparse.Namespace, console: Console) -> int:
+    """Say which jobs prune would remove and why; remove them with --yes."""
+    from finetune_hub.cli.render import new_table
+    from finetune_hub.jobs.housekeeping import plan_prune, prune
+
+    with open_store(args) as store:
+        plan = plan_prune(store, older_than_days=args.older_than, orphan_hours=args.orphan_hours)
+        if args.provider:
+            plan = [item for item in plan if item.job.provider == args.provider]
+        if not plan:
+            console.print("nothing to prune")
+            return EXIT_OK
+        table = new_table("job", "provider", "status", "created", "why")
+        for item in plan:
+            j = item.job
+            table.add_row(j.id, j.provider, j.status.value, f"{j.created_at:%Y-%m-%d}", item.reason)
+        console.print(table)
+        if not args.yes:
+            console.print(f"dry run: {len(plan)} jobs would be removed; run again with --yes")
+            return EXIT_OK
+        removed = prune(store, plan)
+    console.print(f"removed {removed} jobs (their deployments' records are kept)")
+    return EXIT_OK
+
+
+def cmd_deployments(args: argparse.Namespace, console: Console) -> int:
+    """Deployments still billing: hourly price, hours so far and accumulated cost."""
+    from finetune_hub.cli.render import new_table
+    from finetune_hub.jobs.housekeeping import billing_deployments
+
+    with open_store(args) as store:
+        billing = billing_deployments(store)
+    if args.json:
+        rows = [
+            {
+                **d.record.model_dump(mode="json"),
+                "hours": d.hours,
+                "accumulated_usd": d.accumulated_usd,
+            }
+            for d in billing
+        ]
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    if not billing:
+        console.print("no deployment is billing")
+        return EXIT_OK
+    table = new_table(
+        "deployment", "provider", "kind", "model", "status", "age", "$/hour", "so far"
+    )
+    for d in billing:
+        r = d.record
+        rate = "unknown" if d.hourly_cost_usd is None else f"${d.hourly_cost_usd:,.2f}"
+        total = "unknown" if d.accumulated_usd is None else f"${d.accumulated_usd:,.2f}"
+        age = duration(dt.timedelta(hours=d.hours))
+        table.add_row(r.name, r.provider, r.kind or "", r.model, r.status, age, rate, total)
+    console.print(table)
+    known = sum(d.accumulated_usd or 0 for d in billing)
+    hourly = sum(d.hourly_cost_usd or 0 for d in billing)
+    console.print(f"{len(billing)} billing: ${hourly:,.2f}/hour now, ${known:,.2f} so far")
+    console.print("delete one with: finetune-hub undeploy JOB_ID")
+    return EXIT_OK
 
 
 def duration(delta: dt.timedelta) -> str:

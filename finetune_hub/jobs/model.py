@@ -87,6 +87,13 @@ class TunedModel:
         )
 
     def delete(self) -> None:
-        """Delete the tuned model at the provider (teardown; the job record stays)."""
+        """Delete the tuned model at the provider (teardown; the job record stays, marked with
+        `model_deleted_at` so that `finetune-hub jobs prune` can clear it)."""
+        import datetime as dt
+
         backend = self.job.backend
         self.job._call("delete_model", lambda: backend.delete_model(self.id))
+        rec = self.job.record
+        if rec is not None:
+            deleted = {"model_deleted_at": dt.datetime.now(dt.UTC).isoformat()}
+            self.job.store.update(self.job.id, extra={**rec.extra, **deleted})
