@@ -207,3 +207,67 @@ def test_options_are_checked_and_credentials_never_stored(fake_vertex, store, ge
     assert "credentials" not in record.options and record.credentials == {"google": "explicit"}
     assert record.options["api_endpoint"] == fake_vertex.url
     assert fake_vertex.token not in json.dumps(record.model_dump(mode="json"))
+
+
+# -- chat files converted before upload (rules: auto_convert) -----------------------------------
+def test_a_chat_file_is_converted_to_gemini_before_upload_and_the_report_says_so(
+    fake_vertex, store, gemini_file
+):
+    chat = SAMPLES / "chat_gozaru.jsonl"
+    job = make_job(fake_vertex, store, chat, validation_file=chat)
+    report = job.validate()
+    assert report.ok and report.format.value == "gemini"
+    notes = [w for w in report.warnings if w.code == "converted_before_upload"]
+    assert [n.file for n in notes] == [str(chat), str(chat)]
+    assert "20 chat messages records are converted before upload" in notes[0].message
+    assert "lossless" in notes[0].message
+    assert report.stats.training.path == str(chat) and report.stats.training.records == 20
+    job.submit()
+    prefix = f"gs://{fake_vertex.bucket}/finetune-hub/{job.id}"
+    uploaded = fake_vertex.storage.get(f"{prefix}/training.jsonl")
+    assert uploaded == gemini_file.read_bytes()  # exactly what fh.convert(..., to="gemini") writes
+    assert fake_vertex.storage.get(f"{prefix}/validation.jsonl") == uploaded
+    assert store.require(job.id).data_refs["training"]["path"] == str(chat)  # the user's file
+    assert isinstance(job.wait(poll_interval=0.01, progress=False), fh.TunedModel)
+
+
+def test_a_chat_file_that_would_lose_something_is_refused_with_the_reason(
+    fake_vertex, store, tmp_path
+):
+    lines = [json.loads(x) for x in (SAMPLES / "chat_gozaru.jsonl").read_text().splitlines()]
+    lines[2]["messages"][-1] = {
+        "role": "assistant",
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        ],
+    }
+    lines[4]["messages"][-1]["weight"] = 0
+    lossy = tmp_path / "lossy.jsonl"
+    lossy.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines))
+    job = make_job(fake_vertex, store, lossy)
+    with pytest.raises(fh.ValidationError) as refused:
+        job.submit()
+    (issue,) = [e for e in refused.value.report.errors if e.code == "lossy_conversion"]
+    assert "has_tool_calls x1 (line 3)" in issue.message
+    assert "weight (1 record)" in issue.message
+    assert "fh.convert(" in issue.message and issue.file == str(lossy)
+    assert not [r for r in fake_vertex.requests if r.operation.startswith("storage.objects")]
+
+
+def test_rlhf_preferences_go_to_gemini_preference_tuning_converted_on_upload(
+    fake_vertex, store, tmp_path
+):
+    prefs = SAMPLES / "vertex_rlhf_preferences.jsonl"
+    job = make_job(fake_vertex, store, prefs, method="dpo", hyperparameters={"beta": 0.1})
+    report = job.validate()
+    assert report.ok and report.format.value == "gemini_preference"
+    assert "converted_before_upload" in {w.code for w in report.warnings}
+    job.submit()
+    expected = tmp_path / "expected.jsonl"
+    preference_to_gemini(prefs, expected)
+    uploaded = fake_vertex.storage.get(
+        f"gs://{fake_vertex.bucket}/finetune-hub/{job.id}/training.jsonl"
+    )
+    assert uploaded == expected.read_bytes()
+    (body,) = creates(fake_vertex)
+    assert "preferenceOptimizationSpec" in body

@@ -12,12 +12,27 @@ import os
 import re
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from finetune_hub.checks import autoconvert
 from finetune_hub.checks.hyperparams import check_hyperparameters
-from finetune_hub.checks.report import FileStats, TokenStats, ValidationReport, ValidationStats
-from finetune_hub.checks.scan import Scanner, ScanResult, ScanSpec, merge_results, scan_range
+from finetune_hub.checks.report import (
+    FileStats,
+    TokenStats,
+    ValidationReport,
+    ValidationStats,
+    token_summary,
+)
+from finetune_hub.checks.scan import (
+    Scanner,
+    ScanResult,
+    ScanSpec,
+    duplicate_pairs,
+    merge_results,
+    scan_range,
+)
 from finetune_hub.data.formats import DataFormat, candidate_formats
 from finetune_hub.data.reader import JsonlReader, is_gzip
 from finetune_hub.data.tokens import get_counter
@@ -29,6 +44,7 @@ from finetune_hub.rules.schema import ResolvedRules
 #: Files smaller than this are never split across processes.
 MIN_PARALLEL_BYTES = 8 * 1024 * 1024
 _DETECT_SAMPLE = 200
+_DETECT_MAX_LINES = 1_000_000  # format detection gives up on a file of unreadable lines
 
 
 def validate(
@@ -64,7 +80,49 @@ def validate(
     >>> r = validate("chat.jsonl", "openai", "gpt-4.1-mini", hyperparameters={"epochs": 3})  # doctest: +SKIP
     >>> r.ok, r.stats.training.tokens.max  # doctest: +SKIP
     (True, 812)
+
+    A file in a format the rules convert automatically (`auto_convert`, e.g. chat -> Gemini
+    contents on Vertex AI) is checked as the converted records, with a warning saying it will
+    be converted, or an error naming what the conversion would lose.
     """
+    with ExitStack() as copies:  # converted copies live until the report is made
+        return _validate(
+            copies,
+            training_file,
+            provider,
+            base_model,
+            method,
+            validation_file=validation_file,
+            hyperparameters=hyperparameters,
+            format=format,
+            suffix=suffix,
+            tokenizer=tokenizer,
+            max_issues_per_code=max_issues_per_code,
+            workers=workers,
+            catalog=catalog,
+            today=today,
+            quotas=quotas,
+        )
+
+
+def _validate(
+    copies: ExitStack,
+    training_file: str | os.PathLike[str],
+    provider: str,
+    base_model: str,
+    method: str,
+    *,
+    validation_file: str | os.PathLike[str] | None,
+    hyperparameters: Mapping[str, Any] | None,
+    format: DataFormat | str | None,
+    suffix: str | None,
+    tokenizer: str | None,
+    max_issues_per_code: int,
+    workers: int,
+    catalog: Catalog | None,
+    today: dt.date | None,
+    quotas: Mapping[str, int] | None,
+) -> ValidationReport:
     cat = catalog or default_catalog()
     rules, notes = cat.resolve(
         provider, base_model, method, today=today, quotas=dict(quotas) if quotas else None
@@ -82,15 +140,20 @@ def validate(
     tok = tokenizer or rules.tokenizer
     counter = get_counter(tok)
 
-    fmt, fmt_issues = _decide_format(training_file, rules, format)
-    train = _scan_file(training_file, fmt, rules, tok, batch_size, max_issues_per_code, workers)
+    labels: dict[str, str] = {}  # converted copy -> the user's file, for issues and stats
+    fmt, fmt_issues = decide_format(training_file, rules, format)
+    train_path, scan_fmt, fmt_issues = _converted(
+        copies, training_file, fmt, rules, fmt_issues, labels, max_issues_per_code
+    )
+    train = _scan_file(train_path, scan_fmt, rules, tok, batch_size, max_issues_per_code, workers)
     files = [(train, fmt_issues, rules.max_file_bytes, "max_file_bytes")]
     val = vfmt = None
     if validation_file is not None:
-        vfmt, vfmt_issues = _decide_format(validation_file, rules, format)
-        val = _scan_file(
-            validation_file, vfmt, rules, tok, batch_size, max_issues_per_code, workers
+        vfmt, vfmt_issues = decide_format(validation_file, rules, format)
+        val_path, val_fmt, vfmt_issues = _converted(
+            copies, validation_file, vfmt, rules, vfmt_issues, labels, max_issues_per_code
         )
+        val = _scan_file(val_path, val_fmt, rules, tok, batch_size, max_issues_per_code, workers)
         max_val = rules.max_validation_file_bytes or rules.max_file_bytes
         files.append(
             (
@@ -106,6 +169,9 @@ def validate(
     issues = list(job_issues)
     suppressed: dict[str, int] = {}
     for result, extra, max_bytes, size_field in files:
+        if result.path in labels:  # padding lines of a converted copy are no blank lines
+            result.issues = [i for i in result.issues if i.code != "blank_line"]
+            result.counts.pop("blank_line", None)
         issues += extra + _file_size_issue(result, max_bytes, rules, size_field)
         issues += result.issues
         for code, n in result.counts.items():
@@ -125,15 +191,21 @@ def validate(
         validation=_file_stats(val, val_dups[1], counter, limit) if val else None,
         epochs=epochs,
         epochs_source=epochs_source,
+        tokens_per_epoch=train.capped_total,
         estimated_trained_tokens=train.capped_total * epochs if epochs else None,
     )
     issues = _apply_severity_overrides(issues, rules)
+    if labels:
+        issues = [_relabel(i, labels) for i in issues]
+        for file_stats in (stats.training, stats.validation):
+            if file_stats is not None and file_stats.path in labels:
+                file_stats.path = labels[file_stats.path]
     return ValidationReport(
         provider=provider,
         base_model=base_model,
         method=method,
-        format=fmt,
-        validation_format=vfmt,
+        format=autoconvert.planned_target(fmt, rules) or fmt,
+        validation_format=(autoconvert.planned_target(vfmt, rules) or vfmt) if vfmt else None,
         errors=[i for i in issues if i.severity is Severity.ERROR],
         warnings=[i for i in issues if i.severity is Severity.WARNING],
         suppressed=suppressed,
@@ -159,16 +231,19 @@ def _apply_severity_overrides(issues: list[Issue], rules: ResolvedRules) -> list
 
 
 # -- format -----------------------------------------------------------------------------------
-def _decide_format(
+def decide_format(
     path: str | os.PathLike[str], rules: ResolvedRules, given: DataFormat | str | None
 ) -> tuple[DataFormat, list[Issue]]:
+    """The file's format (given, else the accepted one most records match, else the most common
+    first guess), with an issue when the rules do not take it and do not convert it either."""
     label = str(path)
     if given is not None:
         fmt = DataFormat(given)
     else:
         votes: dict[DataFormat, int] = {}
         first_choice: dict[DataFormat, int] = {}
-        for n, (_line, _raw, record) in enumerate(JsonlReader(path)):
+        detect = JsonlReader(path, max_lines=_DETECT_MAX_LINES, max_bytes=_read_cap(rules))
+        for n, (_line, _raw, record) in enumerate(detect):
             cands = candidate_formats(record)
             for c in cands:
                 votes[c] = votes.get(c, 0) + 1
@@ -201,7 +276,7 @@ def _decide_format(
                 "only generic checks were made",
             )
         ]
-    if fmt not in rules.formats:
+    if fmt not in rules.formats and autoconvert.planned_target(fmt, rules) is None:
         takes = ", ".join(f"{f.value} ({f.label})" for f in rules.formats)
         return fmt, [
             Issue(
@@ -212,6 +287,40 @@ def _decide_format(
             )
         ]
     return fmt, []
+
+
+def _converted(
+    copies: ExitStack,
+    path: str | os.PathLike[str],
+    fmt: DataFormat,
+    rules: ResolvedRules,
+    issues: list[Issue],
+    labels: dict[str, str],
+    cap: int,
+) -> tuple[str | os.PathLike[str], DataFormat, list[Issue]]:
+    """The path to scan and its format: `path` as it is, or a converted copy (line N = line N of
+    `path`) in the target format when the rules convert `fmt` automatically. Adds the
+    conversion's issue and what the reader said about the original (at most `cap` per code)."""
+    target = autoconvert.planned_target(fmt, rules)
+    if target is None:
+        return path, fmt, issues
+    if not Path(path).exists():
+        raise DataFileError(f"{path}: no such file")
+    conv = copies.enter_context(autoconvert.converted_copy(path, fmt, target, keep_lines=True))
+    labels[conv.path] = str(path)
+    listed: dict[str, int] = {}
+    read = []
+    for issue in conv.reader_issues:
+        listed[issue.code] = listed.get(issue.code, 0) + 1
+        if listed[issue.code] <= cap:
+            read.append(issue)
+    return conv.path, target, [*issues, autoconvert.conversion_issue(conv, rules), *read]
+
+
+def _relabel(issue: Issue, labels: dict[str, str]) -> Issue:
+    if issue.file in labels:
+        return issue.model_copy(update={"file": labels[issue.file]})
+    return issue
 
 
 # -- scanning ---------------------------------------------------------------------------------
@@ -239,6 +348,7 @@ def _scan_file(
         limit_note=f"batch size {batch_size}" if by_batch else "",
         cap=cap,
         label=str(path),
+        max_bytes=_read_cap(rules),
     )
     p = Path(path)
     if not p.exists():
@@ -259,18 +369,22 @@ def _scan_file(
     return merge_results(parts, cap)
 
 
+def _read_cap(rules: ResolvedRules) -> int | None:
+    """Where reading a .gz stops: past the larger file-size cap, the file is too large either
+    way (a decompression bomb stops there instead of being read to its end)."""
+    caps = [c for c in (rules.max_file_bytes, rules.max_validation_file_bytes) if c]
+    return max(caps) if caps else None
+
+
 def _duplicates(result: ScanResult, other: ScanResult | None, cap: int) -> tuple[list[Issue], int]:
     """Duplicate records within a file (or, with `other`, validation records also in training)."""
-    seen: dict[int, int] = dict(zip(other.hashes, other.hash_lines, strict=True)) if other else {}
     issues: list[Issue] = []
     count = 0
     code = "validation_in_training" if other else "duplicate_record"
-    for h, line in zip(result.hashes, result.hash_lines, strict=True):
-        first = seen.get(h)
-        if first is None:
-            if other is None:
-                seen[h] = line
-            continue
+    lines = result.hash_lines
+    first_lines = other.hash_lines if other else lines
+    for i, j in duplicate_pairs(result.hashes, other.hashes if other else None):
+        line, first = lines[i], first_lines[j]
         count += 1
         if len(issues) < cap:
             where = f"training line {first}" if other else f"line {first}"
@@ -393,14 +507,21 @@ def _file_size_issue(
         issues.append(
             Issue(code="empty_file", file=result.path, message="the file holds no readable record")
         )
-    size = os.path.getsize(result.path)
-    if max_bytes is not None and size > max_bytes:
+    # a .gz is measured on its decompressed bytes: what the provider receives
+    size = result.bytes if result.compressed else os.path.getsize(result.path)
+    if max_bytes is not None and (size > max_bytes or result.over_max_bytes):
+        what = f"{size:,} bytes"
+        if result.compressed:
+            packed = os.path.getsize(result.path)
+            more = "more than " if result.over_max_bytes else ""
+            what = f"{more}{size:,} bytes once decompressed ({packed:,} compressed)"
+        stop = "; reading stopped there and the rest was not checked" if result.over_max_bytes else ""
         issues.append(
             Issue(
                 code="file_too_large",
                 severity=_limit_severity(rules, field),
                 file=result.path,
-                message=_limit_message(rules, field, f"{size:,} bytes; at most {max_bytes:,}"),
+                message=_limit_message(rules, field, f"{what}; at most {max_bytes:,}{stop}"),
             )
         )
     return issues
@@ -493,22 +614,11 @@ def _epochs(value: Any, rules: ResolvedRules, records: int) -> tuple[int | None,
 
 
 def _file_stats(result: ScanResult, duplicates: int, counter: Any, limit: int | None) -> FileStats:
-    values = sorted(result.tokens)
-    n = len(values)
-
-    def pct(p: float) -> int:
-        return values[min(n - 1, int(p * n))] if n else 0
-
     tokens = TokenStats(
         tokenizer=counter.name,
         exact=counter.exact,
         description=counter.description,
-        total=sum(values),
-        max=values[-1] if n else 0,
-        mean=round(sum(values) / n, 1) if n else 0.0,
-        p50=pct(0.5),
-        p90=pct(0.9),
-        p99=pct(0.99),
+        **token_summary(result.tokens),
         trained=result.trained,
         limit=limit,
         over_limit=result.over_limit,

@@ -323,6 +323,7 @@ class TuningJob:
         return self
 
     def _upload(self, rec: JobRecord, prepared: PreparedJob) -> dict[str, DataRef]:
+        from finetune_hub.checks.autoconvert import upload_copy
         from finetune_hub.data.plain import plain_jsonl
 
         refs = {k: DataRef(**v) for k, v in (rec.data_refs or {}).items()}
@@ -333,6 +334,8 @@ class TuningJob:
                 continue
             with ExitStack() as stack:
                 plain = stack.enter_context(plain_jsonl(path))
+                # a format the rules convert automatically goes up converted (checks/autoconvert)
+                plain = stack.enter_context(upload_copy(plain, prepared.rules, self.spec.format))
                 ref = self._call(
                     "upload", lambda p=plain, u=purpose: self.backend.upload(p, u, self.id)
                 )

@@ -115,7 +115,7 @@ def dataset_issues(job: PreparedJob) -> list[Issue]:
     if any(i.code == "missing_dataset" for i in issues):
         return issues
     for role, purpose in roles.items():
-        if purpose == "training":
+        if purpose == "training" or _path(job, purpose) == job.training_file:
             continue  # the job layer has validated training_file already
         report = validate(
             _path(job, purpose), job.provider, job.base_model, "rlhf", format=_FORMATS[role]

@@ -164,6 +164,9 @@ class ResolvedRules(BaseModel):
     hyperparameter_hints: dict[str, HyperparameterHint] = Field(default_factory=dict)
 
     formats: list[DataFormat] = Field(default_factory=list)
+    # formats finetune_hub converts to an accepted one before upload, when nothing is lost
+    # (`auto_convert = {chat = "gemini"}`): validation checks the converted records
+    auto_convert: dict[DataFormat, DataFormat] = Field(default_factory=dict)
     tokenizer: str = "chars:4:1"
     near_limit_margin: float = 0.0  # estimators: within this fraction of a limit -> warning
     message_overhead: int = 0  # tokens added per message (role markers)
