@@ -19,7 +19,7 @@ environment variable changes (see `ml_client`, `options`):
 
 Jobs, endpoints and subscriptions move on a `FakeClock`; the transport's `sleep` (azure-core's
 retry and poll waits) moves that clock instead of real time. Tests steer it with `fail_job`,
-`set_state`, `inject` (429 / 500 / 503 / dropped connection, before or after the work is done)
+`set_state`, `inject` (429 / 500 / 503 / dropped connection / slow answer, before or after the work)
 and read `requests` (credentials redacted), `count`, `sleeps` and `usage`.
 
 This module imports nothing from finetune_hub outside finetune_hub.testing: it is an
@@ -118,12 +118,14 @@ class FakeAzureFoundry(FoundryState):
         with self._lock:
             self.requests.append(entry)
             fault = self._take_fault(request.method, entry.path, request.path)
-        if fault and not fault.after:
+        if fault and not fault.after and fault.kind != "slow":
             response = fault_response(fault, surface)
         else:
             with self._lock:
                 response = self._dispatch(Ctx(self, request, surface), relative)
-            if fault:
+            if fault and fault.kind == "slow":
+                response.delay = fault.delay
+            elif fault:
                 response = fault_response(fault, surface)
         response.headers.setdefault("x-ms-request-id", f"fake-{next(self._ids):08d}")
         entry.status = 0 if response.drop else response.status
@@ -189,11 +191,14 @@ class FakeAzureFoundry(FoundryState):
         times: int | None = 1,
         retry_after: float | None = None,
         after: bool = False,
+        delay: float = 0.0,
     ) -> Fault:
         """Answer the next `times` matching requests with a fault (None: every one).
 
-        `kind`: "429" (with `Retry-After`, `retry_after` seconds, default 1), "500", "503" or
-        "drop" (the connection breaks, no response). `path_pattern` matches, exactly or as a
+        `kind`: "429" (with `Retry-After`, `retry_after` seconds, default 1), "500", "503",
+        "drop" (the connection breaks, no response) or "slow" (the work is done and the answer
+        comes `delay` seconds late: past the client's read timeout the transport raises
+        `requests.exceptions.ReadTimeout`, as a real one would; no real time passes). `path_pattern` matches, exactly or as a
         full regex, the workspace-relative path of an ARM call ("/jobs/ft-1",
         r"/serverlessEndpoints/[^/]+") or the full path of any other call
         ("/v1/chat/completions", r".*/runs/ft-1/details"); `method` may be "*". With
@@ -207,7 +212,7 @@ class FakeAzureFoundry(FoundryState):
         kind = str(kind)
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
-        fault = Fault(method.upper(), path_pattern, kind, times, retry_after, 0.0, after)
+        fault = Fault(method.upper(), path_pattern, kind, times, retry_after, delay, after)
         with self._lock:
             self.faults.append(fault)
         return fault

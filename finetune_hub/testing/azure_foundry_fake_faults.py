@@ -8,7 +8,7 @@ from .openai_fake_faults import Fault
 
 __all__ = ["FAULT_KINDS", "fault_response", "surface_of"]
 
-FAULT_KINDS = ("429", "500", "503", "drop")
+FAULT_KINDS = ("429", "500", "503", "drop", "slow")
 
 _MESSAGES = {
     429: ("TooManyRequests", "The request was throttled. Retry after {seconds:g} seconds."),

@@ -140,7 +140,9 @@ def make_transport(
     from azure.core.pipeline.transport import RequestsTransport
 
     class _FakeAdapter(requests.adapters.HTTPAdapter):
-        def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        def send(  # type: ignore[override]
+            self, request: Any, stream: bool = False, timeout: Any = None, *args: Any, **kwargs: Any
+        ) -> Any:
             fake_request = to_fake_request(
                 request.method, request.url, request.headers, request.body
             )
@@ -148,6 +150,13 @@ def make_transport(
             if response.drop:
                 raise requests.exceptions.ConnectionError(
                     "Connection aborted: the fake dropped the connection", request=request
+                )
+            read_timeout = timeout[1] if isinstance(timeout, tuple) else timeout
+            if response.delay and read_timeout is not None and response.delay > read_timeout:
+                raise requests.exceptions.ReadTimeout(
+                    f"Read timed out (read timeout={read_timeout}): the fake answered "
+                    f"{response.delay:g} s late",
+                    request=request,
                 )
             headers = {"content-length": str(len(response.body)), **response.headers}
             raw = urllib3.HTTPResponse(

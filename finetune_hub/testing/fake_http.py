@@ -11,6 +11,7 @@ import json
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,7 +47,9 @@ class FakeRequest:
 
 @dataclass
 class FakeResponse:
-    """What a fake answers. `drop=True` closes the connection without any response.
+    """What a fake answers. `drop=True` closes the connection without any response; `delay`
+    is how many seconds late the answer leaves (a slow server: `LoopbackServer` sleeps that
+    long, an in-process transport compares it with the client's read timeout).
 
     >>> FakeResponse.json_body(404, {"error": {"message": "no"}}).status
     404
@@ -56,6 +59,7 @@ class FakeResponse:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False
+    delay: float = 0.0
 
     @classmethod
     def json_body(
@@ -142,6 +146,8 @@ class _Handler(BaseHTTPRequestHandler):
             body=self._read_body(),
         )
         response = self.server.handle_fake(request)
+        if response.delay:
+            time.sleep(response.delay)
         if response.drop:
             self.close_connection = True
             return
