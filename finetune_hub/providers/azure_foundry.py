@@ -142,7 +142,11 @@ class AzureFoundryConnection(Connection):
         return self._credential
 
     def client_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"retry_total": 0, "show_progress": False}
+        kwargs: dict[str, Any] = {
+            "retry_total": 0,
+            "show_progress": False,
+            "per_call_policies": [call_timeout_policy(self.options.timeout)],
+        }
         if self.options.transport is not None:
             kwargs["transport"] = self.options.transport
         return kwargs
@@ -211,6 +215,20 @@ class AzureFoundryConnection(Connection):
 
     def translate(self, exc: BaseException, operation: str) -> ProviderError | None:
         return translate_azure_error(self.provider, exc, operation)
+
+
+def call_timeout_policy(seconds: float) -> Any:
+    """An azure-core policy giving every request `options['timeout']` as its connection and read
+    timeout (azure-core's own default is 300 s, and a transport passed in keeps its own
+    settings unless a request names them)."""
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+    class CallTimeout(SansIOHTTPPolicy):  # type: ignore[type-arg]
+        def on_request(self, request: Any) -> None:
+            request.context.options.setdefault("connection_timeout", seconds)
+            request.context.options.setdefault("read_timeout", seconds)
+
+    return CallTimeout()
 
 
 def translate_azure_error(

@@ -62,6 +62,9 @@ def upload_file(
     blob = _blob_client(connection, datastore, name)
     uri = f"azureml://datastores/{datastore.name}/paths/{name}"
 
+    seconds = connection.options.timeout
+    timeouts = {"connection_timeout": seconds, "read_timeout": seconds}
+
     def put() -> None:
         with open(path, "rb") as f:
             blob.upload_blob(
@@ -70,6 +73,7 @@ def upload_file(
                 overwrite=False,
                 metadata={SHA_KEY: digest},
                 content_settings=ContentSettings(content_type="application/jsonl"),
+                **timeouts,
             )
 
     try:
@@ -77,7 +81,7 @@ def upload_file(
     except ProviderError as exc:
         if exc.status_code != 409:
             raise
-        existing = connection.call("upload", blob.get_blob_properties)
+        existing = connection.call("upload", lambda: blob.get_blob_properties(**timeouts))
         if (existing.metadata or {}).get(SHA_KEY) != digest:
             raise ProviderError(
                 connection.provider,
