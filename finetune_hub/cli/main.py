@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_team_commands(sub)
     add_store_commands(sub)
+    from finetune_hub.cli.dashboard import add_dashboard_command
+
+    add_dashboard_command(sub)
     return parser
 
 
