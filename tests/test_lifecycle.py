@@ -49,7 +49,14 @@ def _real_today(monkeypatch):
         ("openai", "gpt-3.5-turbo", "sft", "2026-10-23", "gpt-4.1-mini"),
         ("openai", "o4-mini", "rft", "2026-10-23", "gpt-5.6-terra"),
         ("openai", "gpt-3.5-turbo-0613", "sft", "2024-09-13", "gpt-3.5-turbo"),
-        ("vertex", "text-bison@002", "rlhf", "2025-04-09", None),
+        (
+            "vertex",
+            "text-bison@002",
+            "rlhf",
+            "2025-04-09",
+            "Gemini preference tuning (method='dpo' on gemini-2.5-flash or gemini-2.5-flash-lite; "
+            "the RLHF preferences convert with preference_to_gemini, or are converted on upload)",
+        ),
         ("vertex", "gemini-2.0-flash-001", "sft", "2026-02-05", None),
     ],
 )

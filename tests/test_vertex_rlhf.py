@@ -96,9 +96,24 @@ def test_each_data_set_is_checked_and_across(tmp_path, options):
     assert named.ok, named.errors
 
 
-def test_rlhf_on_a_retired_palm_model_is_refused(tmp_path, options):
-    report = rlhf_job(tmp_path, options, base_model="text-bison@001").validate()
-    assert not report.ok and "retired" in str(report.errors)
+def test_rlhf_on_a_retired_palm_model_is_refused_naming_todays_way(tmp_path, options):
+    for model in ("text-bison@001", "text-bison@002", "chat-bison@001"):
+        report = rlhf_job(tmp_path, options, base_model=model).validate()
+        (issue,) = [e for e in report.errors if e.code == "model_shutdown"]
+        assert f"{model} was retired on 2025-04-09" in issue.message
+        assert "Gemini preference tuning (method='dpo' on gemini-2.5-flash" in issue.message
+        assert "migrate-palm-to-gemini" in issue.message  # the source says so
+    # today's way runs: the same preferences, method="dpo" on the named model
+    dpo = fh.TuningJob(
+        provider="vertex",
+        base_model="gemini-2.5-flash",
+        method="dpo",
+        training_file=PREFS,
+        hyperparameters={"beta": 0.1},
+        options=options,
+        store=fh.JobStore(tmp_path / "store"),
+    ).validate()
+    assert dpo.ok, dpo.errors
 
 
 def test_the_pipeline_runs_both_phases_and_its_model_deploys(fake_vertex, tmp_path, options):
@@ -186,3 +201,41 @@ def test_a_job_file_names_the_data_sets_and_the_cli_states_the_cost(
     out = capsys.readouterr().out
     assert code != 0 and "8 x NVIDIA A100 80GB" in out and "nothing was uploaded" in out
     assert fake_vertex.requests == []
+
+
+def test_the_cli_takes_named_data_sets(fake_vertex, tmp_path, options, monkeypatch, capsys):
+    """`finetune-hub submit --dataset prompt=... --dataset preference=...`: each set goes up
+    under its own name and the pipeline gets each where the template wants it."""
+    import google.auth
+
+    from finetune_hub.cli.main import main as cli
+
+    # the CLI cannot pass a credentials object: it takes the default chain, here the fake's token
+    creds = fake_vertex.options["credentials"]
+    monkeypatch.setattr(google.auth, "default", lambda scopes=None: (creds, fake_vertex.project))
+    flags = [
+        f"--option={k}={options[k]}"
+        for k in ("project", "gcs_uri", "api_endpoint", "rlhf_template")
+    ]
+    argv = [
+        "submit",
+        "--provider=vertex",
+        "--model=t5-small",
+        "--method=rlhf",
+        f"--dataset=prompt={PROMPTS}",
+        f"--dataset=preference={PREFS}",
+        "--hp=reward_model_train_steps=10",
+        "--option=confirm_cost=true",
+        *flags,
+        "--home",
+        str(tmp_path / "cli-home"),
+    ]
+    assert cli(argv) == 0, capsys.readouterr().out
+    (job,) = fh.JobStore(tmp_path / "cli-home").list()
+    assert job.datasets == {"prompt": str(PROMPTS), "preference": str(PREFS)}
+    sent = next(r.json for r in fake_vertex.requests if r.operation == "pipelineJobs.create")
+    params = sent["runtimeConfig"]["parameterValues"]
+    assert params["prompt_dataset"].endswith(f"{job.id}/prompt.jsonl")
+    assert params["preference_dataset"].endswith(f"{job.id}/preference.jsonl")
+    assert params["reward_model_train_steps"] == 10
+    assert cli(["submit", "--provider=vertex", "--dataset=prompt", "--home", "x"]) != 0

@@ -58,6 +58,18 @@ def parse_quota(text: str) -> tuple[str, int]:
     return key, value
 
 
+def parse_dataset(text: str) -> tuple[str, str]:
+    """`--dataset prompt=prompts.jsonl` -> ("prompt", "prompts.jsonl"); an argparse `type`.
+
+    >>> parse_dataset("preference=data/prefs.jsonl")
+    ('preference', 'data/prefs.jsonl')
+    """
+    name, sep, path = text.partition("=")
+    if not sep or not name.strip() or not path.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    return name.strip(), path.strip()
+
+
 def parse_size(text: str) -> float | int:
     """`--validation-size`: a fraction (0.1) or a record count (200)."""
     value = parse_value(text)

@@ -24,7 +24,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def add_job_commands(sub: Any) -> None:
     """Register the job subcommands on the main parser's subparsers."""
-    from finetune_hub.cli.args import parse_hp, parse_quota
+    from finetune_hub.cli.args import parse_dataset, parse_hp, parse_quota
 
     p = sub.add_parser("submit", help="validate, upload and submit a job (from a job file or flags)")
     p.add_argument("job_file", nargs="?", help="a YAML or TOML job description")
@@ -32,6 +32,7 @@ def add_job_commands(sub: Any) -> None:
     p.add_argument("--model", dest="base_model")
     p.add_argument("--training-file")
     p.add_argument("--validation-file")
+    p.add_argument("--dataset", action="append", type=parse_dataset, default=[], metavar="NAME=PATH", help="a named data set (Vertex RLHF: prompt, preference, eval), repeatable; without --training-file the first one is also the training file")
     p.add_argument("--method")
     p.add_argument("--suffix")
     p.add_argument("--hp", action="append", type=parse_hp, default=[], metavar="K=V", help="hyperparameter (repeatable)")
@@ -99,10 +100,14 @@ def cmd_submit(args: argparse.Namespace, console: Console) -> int:
         fields["options"] = dict(args.option)
     if args.quota:
         fields["quotas"] = dict(args.quota)
+    if args.dataset:
+        fields["datasets"] = dict(args.dataset)
     store = _store(args)
     if args.job_file:
         job = TuningJob.from_file(args.job_file, store=store, **fields)  # --hp/--option merge into the file's
     else:
+        if args.dataset:  # named data sets alone: the first stands for the training file too
+            fields.setdefault("training_file", args.dataset[0][1])
         flags = {"provider": "--provider", "base_model": "--model", "training_file": "--training-file"}
         missing = [flag for key, flag in flags.items() if key not in fields]
         if missing:
