@@ -18,8 +18,6 @@ from finetune_hub.providers.local.train import TrainConfig, Trainer  # noqa: E40
 PHRASE = "— so it is, gozaru!"
 
 
-
-
 @pytest.mark.slow
 def test_default_model_learns_reloads_and_changes_its_replies(tmp_path):
     try:

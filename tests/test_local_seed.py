@@ -26,8 +26,6 @@ def test_4bit_without_bitsandbytes_is_refused_naming_the_extra(tmp_path):
     assert 'pip install "finetune-hub[qlora]"' in str(info.value.report.errors)
 
 
-
-
 @pytest.mark.slow
 def test_seed_recipe_runs_a_few_steps_on_the_default_model(tmp_path):
     job = local_qlora_seed.main(
