@@ -81,6 +81,16 @@ class CostConfirmationRequired(FinetuneHubError):
     """A cost-bearing action (a deployment billed by the hour) was asked for without `confirm_cost=True`."""
 
 
+class CostLimitExceeded(FinetuneHubError):
+    """An action's estimated cost is over the limit you set (`submit(max_cost=...)`,
+    `deploy(max_hourly_cost=...)`), or cannot be estimated; nothing was sent. `estimate` is the
+    `CostEstimate` (submit) or the `DeploymentCost` (deploy) it was judged on."""
+
+    def __init__(self, message: str, estimate: object = None) -> None:
+        super().__init__(message)
+        self.estimate = estimate
+
+
 class UnsupportedOperation(FinetuneHubError):
     """The provider (or this serving mode) does not offer the operation; the message says what it
     offers instead. Not a failure of anything: nothing was sent."""
@@ -152,8 +162,12 @@ class ProviderError(FinetuneHubError):
         code: str | None = None,
         retry_after: float | None = None,
         retryable: bool | None = None,
+        not_created: bool = False,
     ) -> None:
         self.provider = provider
+        #: True when the provider code knows the failed create made nothing (so no look-up
+        #: window is needed before trying again)
+        self.not_created = not_created
         self.operation = operation
         self.message = message
         self.status_code = status_code

@@ -115,7 +115,7 @@ class Deployment:
         from finetune_hub.providers.base import deployer_for
 
         deployer = deployer_for(job.backend, record.kind)
-        options = deployer.parse(record.extra)
+        options = deployer.parse({k: v for k, v in record.extra.items() if k != _ATTEMPT})
         info = deployer.info(record.name, record.model, record.raw_status, endpoint=record.endpoint)
         return cls(job, deployer, info, options, record)
 

@@ -107,6 +107,9 @@ class AtMostOnce(Generic[T]):
 
 
 def _definitely_not_created(exc: ProviderError) -> bool:
-    """A 4xx answer (other than a timeout or a rate limit) means the create was refused."""
+    """A 4xx answer (other than a timeout, a conflict or a rate limit) means the create was
+    refused; provider code that knows it made nothing says so with `not_created=True`."""
+    if exc.not_created:
+        return True
     code = exc.status_code
     return code is not None and 400 <= code < 500 and code not in (408, 409, 429)

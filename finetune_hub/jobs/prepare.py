@@ -26,6 +26,7 @@ def prepare_job(spec: JobSpec, job_id: str) -> PreparedJob:
         base_model=spec.base_model,
         model_id=model_id(spec.provider, spec.base_model, rules.model_id),
         method=spec.method,
+        format=spec.format,
         hyperparameters=dict(values),
         suffix=spec.suffix,
         training_file=spec.training_file,

@@ -154,6 +154,7 @@ class PreparedJob(BaseModel):
     base_model: str
     model_id: str
     method: str
+    format: str | None = None  # the data format the user named (None: detected from the records)
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     suffix: str | None = None
     training_file: str
