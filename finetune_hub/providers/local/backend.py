@@ -83,6 +83,7 @@ class LocalBackend(TuningBackend):
             Capability.CHECKPOINTS,
             Capability.CHAT,
             Capability.DELETE_MODEL,
+            Capability.LIST_JOBS,
         }
     )
     state_map = StateMap("local", LOCAL_STATES)
@@ -237,7 +238,7 @@ class LocalBackend(TuningBackend):
                 self.name, "get", f"no local run at {run.path}", status_code=404, retryable=False
             )
         with self.connection.errors("get"):
-            return self._read(run)
+            return self._described(run)
 
     def _read(self, run: RunDir) -> ProviderJob:
         for proc in self._children:
@@ -270,6 +271,37 @@ class LocalBackend(TuningBackend):
             created_at=_parse_time(status.get("created_at")),
             finished_at=_parse_time(status.get("finished_at")),
             raw=status,
+        )
+
+    def list_jobs(
+        self, limit: int = 20, after: str | None = None
+    ) -> tuple[list[ProviderJob], str | None]:
+        """The run folders under `output_dir`, newest first, whoever started them (another
+        store, another process); the cursor is the last folder's name."""
+        with self.connection.errors("list_jobs"):
+            folder = self.output_dir
+            runs = [RunDir(p) for p in folder.iterdir() if p.is_dir()] if folder.is_dir() else []
+            runs = [run for run in runs if run.exists()]
+            runs.sort(key=lambda run: (run.job().get("created_at") or "", run.path.name))
+            runs.reverse()
+            names = [run.path.name for run in runs]
+            if after is not None:
+                runs = runs[names.index(after) + 1 :] if after in names else []
+            page = runs[:limit]
+            jobs = [self._described(run) for run in page]
+        return jobs, (page[-1].path.name if len(runs) > limit else None)
+
+    def _described(self, run: RunDir) -> ProviderJob:
+        """The run's state with what its job file says (base model, method, local job id)."""
+        data = run.job()
+        spec = data.get("spec") or {}
+        key = data.get("key") or ""
+        return self._read(run).model_copy(
+            update={
+                "base_model": spec.get("base_model"),
+                "method": spec.get("method"),
+                "local_job_id": key if key.startswith("ftj_") else None,
+            }
         )
 
     def cancel(self, provider_job_id: str) -> None:
