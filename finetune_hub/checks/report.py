@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -27,6 +29,33 @@ class TokenStats(BaseModel):
     limit: int | None = None
     over_limit: int = 0  # examples over the per-example limit
     near_limit: int = 0  # examples within the estimator's margin of the limit
+
+
+def token_summary(tokens: Sequence[int]) -> dict[str, Any]:
+    """`total`, `max`, `mean` and the nearest-rank `p50`, `p90`, `p99` of per-example counts.
+
+    Counts are tallied by value instead of sorted, so the memory used grows with the number of
+    distinct counts (at most about the square root of twice the file's tokens: 45,000 for a
+    1 GB file), not with the number of records.
+
+    >>> token_summary([5, 1, 3, 3])
+    {'total': 12, 'max': 5, 'mean': 3.0, 'p50': 3, 'p90': 5, 'p99': 5}
+    """
+    n = len(tokens)
+    if not n:
+        return {"total": 0, "max": 0, "mean": 0.0, "p50": 0, "p90": 0, "p99": 0}
+    tally = Counter(tokens)
+    total = sum(tokens)
+    wanted = [(name, min(n - 1, int(p * n))) for name, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))]
+    found: dict[str, Any] = {"total": total, "max": max(tally), "mean": round(total / n, 1)}
+    seen = 0
+    for value in sorted(tally):
+        seen += tally[value]
+        while wanted and wanted[0][1] < seen:
+            found[wanted.pop(0)[0]] = value
+        if not wanted:
+            break
+    return found
 
 
 class FileStats(BaseModel):

@@ -1,8 +1,10 @@
 """The validation hot loop: one pass over (a byte range of) one file, applying resolved rules.
 
 Records are checked as they stream by; token counting is batched (one call into the counter per
-`BATCH` records) because counting dominates the cost. The result holds only compact arrays, so
-memory stays flat whatever the file size, and results of byte ranges merge in order.
+`BATCH` records) because counting dominates the cost. Per record the result keeps only 16 bytes
+in compact arrays (token count, 8-byte fingerprint, line number), and results of byte ranges
+merge in order. Duplicates are then found with `duplicate_pairs`, an open-addressing table of
+4-byte record numbers (8 bytes a record), not a dict of Python ints (about 140 bytes a record).
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import os
 import re
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from hashlib import blake2b
 from itertools import accumulate
 from typing import Any
 
 from finetune_hub.data.formats import DataFormat
-from finetune_hub.data.reader import JsonlReader
+from finetune_hub.data.reader import JsonlReader, is_gzip
 from finetune_hub.data.records import CHECKERS, Example, find_path
 from finetune_hub.data.tokens import TokenCounter, get_counter
 from finetune_hub.issues import Issue, Severity
@@ -25,6 +28,7 @@ from finetune_hub.rules.schema import ResolvedRules, RoleRules
 BATCH = 256
 _CACHE_MAX_CHARS = 4096  # longer first texts are rarely repeated; hashing them costs more
 _CACHE_MAX_ENTRIES = 4096
+_ROLE_VERDICTS_MAX = 4096  # distinct role sequences remembered (a hostile file can vary them all)
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 
 
@@ -70,6 +74,8 @@ class ScanResult:
     near_limit: int = 0
     hashes: array = field(default_factory=lambda: array("q"))
     hash_lines: array = field(default_factory=lambda: array("I"))
+    compressed: bool = False
+    over_max_bytes: bool = False  # reading stopped once more than `ScanSpec.max_bytes` were read
 
 
 @dataclass
@@ -85,6 +91,7 @@ class ScanSpec:
     cap: int
     label: str  # file name used in issues
     fingerprint: str = "builtin"  # "builtin" (hash(); same in forked workers) or "blake2b" (any process)
+    max_bytes: int | None = None  # the file-size cap, applied while reading a .gz (decompressed bytes)
 
 
 class Scanner:
@@ -106,8 +113,15 @@ class Scanner:
         self.line = 0
 
     def scan(self, path: str | os.PathLike[str], start: int = 0, end: int | None = None) -> ScanResult:
-        res = ScanResult(path=str(path))
-        reader = JsonlReader(path, on_issue=self.collector.add_issue, start=start, end=end)
+        res = ScanResult(path=str(path), compressed=is_gzip(path))
+        reader = JsonlReader(
+            path,
+            on_problem=self._reader_problem,
+            start=start,
+            end=end,
+            # a plain file's size is known before reading; a .gz's only as it is decompressed
+            max_bytes=self.spec.max_bytes if res.compressed else None,
+        )
         batch: list[tuple[int, Example]] = []
         emit = self._emit
         checker = self.checker
@@ -133,6 +147,7 @@ class Scanner:
         if batch:
             self._count(batch, res)
         res.lines, res.bytes, res.bom = reader.lines, reader.bytes_read, reader.bom
+        res.over_max_bytes = reader.over_max_bytes
         res.issues = self.collector.listed
         res.counts = self.collector.counts
         return res
@@ -140,6 +155,9 @@ class Scanner:
     # -- per record ---------------------------------------------------------------------------
     def _emit(self, code: str, field: str | None, message: str, warning: bool = False) -> None:
         self.collector.add(code, message, Severity.WARNING if warning else Severity.ERROR, self.line, field, self.spec.label)
+
+    def _reader_problem(self, code: str, message: str, severity: Severity, line: int) -> None:
+        self.collector.add(code, message, severity, line, None, self.spec.label)
 
     def _warn(self, code: str, field: str | None, message: str, warning: bool = True) -> None:
         self._emit(code, field, message, warning=True)
@@ -156,7 +174,9 @@ class Scanner:
             probe.roles = roles
             probe.role_paths = list(range(len(roles)))
             _check_roles(probe, self.roles, lambda code, *a, **k: found.append(code))
-            verdict = self._role_verdicts[key] = bool(found)
+            verdict = bool(found)
+            if len(self._role_verdicts) < _ROLE_VERDICTS_MAX:
+                self._role_verdicts[key] = verdict
         return verdict
 
     def _record_rules(self, ex: Example, record: dict[str, Any], may_have_forbidden: bool, check_roles: bool) -> None:
@@ -334,9 +354,51 @@ def merge_results(parts: list[ScanResult], cap: int) -> ScanResult:
         out.tokens.extend(part.tokens)
         for name in ("bytes", "records", "images", "trained", "capped_total", "over_limit", "near_limit"):
             setattr(out, name, getattr(out, name) + getattr(part, name))
+        out.over_max_bytes = out.over_max_bytes or part.over_max_bytes
         offset += part.lines
     out.lines = offset
     return out
+
+
+def duplicate_pairs(hashes: array, other: array | None = None) -> Iterator[tuple[int, int]]:
+    """Yield `(i, j)` for each record `i` whose fingerprint in `hashes` is that of an earlier
+    record `j` of the same file, or, with `other`, that of record `j` of `other` (validation
+    records also in the training file); `j` is the first such record.
+
+    The table holds record numbers (4 bytes a slot, at most half full: 8 bytes a record) and
+    compares fingerprints through the arrays, so no Python int is kept per record.
+
+    >>> list(duplicate_pairs(array("q", [7, 8, 7, 7])))
+    [(2, 0), (3, 0)]
+    >>> list(duplicate_pairs(array("q", [9, 8]), other=array("q", [8, 8])))
+    [(1, 0)]
+    """
+    base = hashes if other is None else other
+    size = 2 * len(base) + 1
+    table = array("I", bytes(4 * size))  # record number + 1; 0 is an empty slot
+    if other is not None:
+        for j, h in enumerate(other):
+            slot = h % size
+            k = table[slot]
+            while k:
+                if other[k - 1] == h:  # keep the first record with this fingerprint
+                    break
+                slot = slot + 1 if slot + 1 < size else 0
+                k = table[slot]
+            else:
+                table[slot] = j + 1
+    for i, h in enumerate(hashes):
+        slot = h % size
+        k = table[slot]
+        while k:
+            if base[k - 1] == h:
+                yield i, k - 1
+                break
+            slot = slot + 1 if slot + 1 < size else 0
+            k = table[slot]
+        else:
+            if other is None:
+                table[slot] = i + 1
 
 
 def _check_roles(ex: Example, rr: RoleRules, emit: Any) -> None:
