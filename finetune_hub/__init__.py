@@ -70,6 +70,11 @@ _LAZY = {
     "JobFailed": "finetune_hub.errors:JobFailed",
     "WaitTimeout": "finetune_hub.errors:WaitTimeout",
     "CostConfirmationRequired": "finetune_hub.errors:CostConfirmationRequired",
+    "CostLimitExceeded": "finetune_hub.errors:CostLimitExceeded",
+    "CostEstimate": "finetune_hub.checks.cost:CostEstimate",
+    "CostLine": "finetune_hub.checks.cost:CostLine",
+    "ServingCost": "finetune_hub.checks.cost:ServingCost",
+    "estimate_cost": "finetune_hub.jobs.costing:estimate_cost",
     "FinetuneHubError": "finetune_hub.errors:FinetuneHubError",
     "DataFileError": "finetune_hub.errors:DataFileError",
     "ValidationError": "finetune_hub.errors:ValidationError",
@@ -98,6 +103,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from finetune_hub import registry, rules
+    from finetune_hub.checks.cost import CostEstimate, CostLine, ServingCost
     from finetune_hub.checks.hyperparams import check_hyperparameters
     from finetune_hub.checks.report import FileStats, TokenStats, ValidationReport, ValidationStats
     from finetune_hub.checks.splitting import split
@@ -110,6 +116,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from finetune_hub.errors import (
         ConversionError,
         CostConfirmationRequired,
+        CostLimitExceeded,
         DataFileError,
         DeploymentNotFound,
         FinetuneHubError,
@@ -129,6 +136,7 @@ if TYPE_CHECKING:  # pragma: no cover
         WaitTimeout,
     )
     from finetune_hub.issues import Issue, Severity
+    from finetune_hub.jobs.costing import estimate_cost
     from finetune_hub.jobs.deployment import Deployment
     from finetune_hub.jobs.evaluation import evaluate
     from finetune_hub.jobs.model import TunedModel

@@ -69,7 +69,7 @@ def test_validate_broken_file_exits_1_and_names_line_and_code(capsys, broken):
     assert code == 1
     assert "1 error(s)" in out
     row = next(line for line in out.splitlines() if "invalid_json" in line)
-    assert row.split()[0] == "3"
+    assert row.split()[:2] == ["error", "3"]
     assert_plain(out)
 
 

@@ -110,7 +110,7 @@ def flags(*extra: str) -> list[str]:
 
 # -- OpenAI: the whole lifecycle ------------------------------------------------------------------
 def test_submit_from_a_yaml_job_file_then_follow_it(fake_openai, cli, job_file):
-    code, out, err = cli("submit", job_file)
+    code, out, err = cli("submit", "--yes", job_file)
     assert code == 0, out + err
     job_id = submitted_id(out)
     assert fake_openai.count("POST", "/files") == 1
@@ -159,7 +159,7 @@ def test_submit_from_a_yaml_job_file_then_follow_it(fake_openai, cli, job_file):
 
 
 def test_submit_with_flags(fake_openai, cli):
-    code, out, err = cli("submit", *flags("--hp", "epochs=2", "--suffix", "cli"))
+    code, out, err = cli("submit", "--yes", *flags("--hp", "epochs=2", "--suffix", "cli"))
     assert code == 0, out + err
     job_id = submitted_id(out)
     sent = [r for r in fake_openai.requests if r.method == "POST" and r.path == "/fine_tuning/jobs"]
@@ -180,21 +180,21 @@ def test_submit_with_flags(fake_openai, cli):
     ],
 )
 def test_submit_without_a_job_file_needs_the_flags(fake_openai, cli, argv, missing):
-    code, out, _ = cli("submit", *argv)
+    code, out, _ = cli("submit", "--yes", *argv)
     assert code == 2
     assert "submit needs a job file or" in out and missing in out
     assert fake_openai.requests == []
 
 
 def test_submit_names_the_missing_model_flag_as_it_is_spelled(fake_openai, cli):
-    code, out, _ = cli("submit", "--provider", "openai", "--training-file", CHAT)
+    code, out, _ = cli("submit", "--yes", "--provider", "openai", "--training-file", CHAT)
     assert code == 2
     assert "--model" in out and "--base-model" not in out
 
 
 def test_submit_with_bad_data_uploads_nothing(fake_openai, cli, tmp_path, home):
     bad = bad_copy(tmp_path)
-    code, out, _ = cli("submit", "--provider", "openai", "--model", MODEL, "--training-file", bad)
+    code, out, _ = cli("submit", "--yes", "--provider", "openai", "--model", MODEL, "--training-file", bad)
     assert code == 1
     assert "invalid_json" in out and "nothing was uploaded or submitted" in out
     assert fake_openai.count("POST", "/files") == 0
@@ -204,7 +204,7 @@ def test_submit_with_bad_data_uploads_nothing(fake_openai, cli, tmp_path, home):
 
 
 def test_submit_with_an_unknown_hyperparameter_uploads_nothing(fake_openai, cli):
-    code, out, _ = cli("submit", *flags("--hp", "lora_rank=8"))
+    code, out, _ = cli("submit", "--yes", *flags("--hp", "lora_rank=8"))
     assert code == 1
     assert "unknown_hyperparameter" in out and "lora_rank" in out
     assert fake_openai.count("POST", "/files") == 0
@@ -212,7 +212,7 @@ def test_submit_with_an_unknown_hyperparameter_uploads_nothing(fake_openai, cli)
 
 
 def test_cancel(fake_openai, cli):
-    code, out, _ = cli("submit", *flags())
+    code, out, _ = cli("submit", "--yes", *flags())
     assert code == 0
     job_id = submitted_id(out)
     code, out, _ = cli("cancel", job_id)
@@ -228,7 +228,7 @@ def test_submit_wait_reports_the_providers_failure(fake_openai, cli, no_sleep):
     fake_openai.fail_next_job(
         code="invalid_training_file", message="Training file line 3: bad role"
     )
-    code, out, _ = cli("submit", *flags(), "--wait")
+    code, out, _ = cli("submit", "--yes", *flags(), "--wait")
     assert code == 1
     assert "Training file line 3: bad role" in out
     job_id = submitted_id(out)
@@ -237,14 +237,14 @@ def test_submit_wait_reports_the_providers_failure(fake_openai, cli, no_sleep):
 
 
 def test_submit_wait_succeeds(fake_openai, cli, no_sleep):
-    code, out, _ = cli("submit", *flags(), "--wait")
+    code, out, _ = cli("submit", "--yes", *flags(), "--wait")
     assert code == 0, out
     (job,) = fake_openai.jobs.values()
     assert f"succeeded: {job.fine_tuned_model}" in out
 
 
 def test_watch_failure_prints_the_providers_message(fake_openai, cli):
-    code, out, _ = cli("submit", *flags())
+    code, out, _ = cli("submit", "--yes", *flags())
     job_id = submitted_id(out)
     (provider_job_id,) = fake_openai.jobs
     fake_openai.fail_job(provider_job_id, code="server_error", message="GPU node lost")
@@ -254,7 +254,7 @@ def test_watch_failure_prints_the_providers_message(fake_openai, cli):
 
 def test_watch_timeout_exits_1(fake_openai, cli):
     fake_openai.auto_advance = 0  # the job never moves
-    code, out, _ = cli("submit", *flags())
+    code, out, _ = cli("submit", "--yes", *flags())
     job_id = submitted_id(out)
     code, out, _ = cli("watch", job_id, "--poll-interval", "0.01", "--timeout", "0.05")
     assert code == 1 and "still" in out
@@ -323,7 +323,7 @@ def azure_flags(*extra: str) -> list[str]:
 
 def test_azure_submit_deploy_undeploy(azure_env, cli, home):
     fake = azure_env
-    code, out, err = cli("submit", *azure_flags())
+    code, out, err = cli("submit", "--yes", *azure_flags())
     assert code == 0, out + err
     job_id = submitted_id(out)
     code, out, _ = cli("watch", job_id, "--poll-interval", "0.01")
@@ -358,7 +358,7 @@ def test_azure_submit_deploy_undeploy(azure_env, cli, home):
 
 
 def test_azure_undeploy_twice_says_no_active_deployment(azure_env, cli, home):
-    code, out, _ = cli("submit", *azure_flags())
+    code, out, _ = cli("submit", "--yes", *azure_flags())
     job_id = submitted_id(out)
     assert cli("watch", job_id, "--poll-interval", "0.01")[0] == 0
     assert cli("deploy", job_id, "--yes")[0] == 0
@@ -371,7 +371,7 @@ def test_azure_undeploy_twice_says_no_active_deployment(azure_env, cli, home):
 
 
 def test_azure_management_token_given_at_submit_is_not_stored(azure_env, cli, home):
-    code, out, err = cli("submit", *azure_flags("--option", "management_token=sekrit-token-123"))
+    code, out, err = cli("submit", "--yes", *azure_flags("--option", "management_token=sekrit-token-123"))
     assert code == 0, out + err
     job_id = submitted_id(out)
     code, out, _ = cli("status", job_id, "--json")
@@ -392,14 +392,14 @@ def test_azure_management_token_given_at_submit_is_not_stored(azure_env, cli, ho
 
 
 def test_azure_continued_training_starts_from_the_tuned_model(azure_env, cli):
-    code, out, _ = cli("submit", *azure_flags())
+    code, out, _ = cli("submit", "--yes", *azure_flags())
     first = submitted_id(out)
     assert cli("watch", first, "--poll-interval", "0.01")[0] == 0
     (job,) = azure_env.jobs.values()
     tuned = job.fine_tuned_model
     assert tuned and ".ft-" in tuned
     code, out, err = cli(
-        "submit", "--provider", "azure-openai", "--model", tuned, "--training-file", CHAT
+        "submit", "--yes", "--provider", "azure-openai", "--model", tuned, "--training-file", CHAT
     )
     assert code == 0, out + err
     creates = [

@@ -39,7 +39,7 @@ def test_titan_lite_over_the_default_quota_is_an_error_naming_the_quota(many_tit
     assert "default account quota" in msg and "not a hard limit" in msg
     assert "Sum of training and validation records" in msg
     assert "Service Quotas" in msg  # how to raise it
-    assert "quotas={'max_training_records': N}" in msg and "--quota max_training_records=N" in msg
+    assert "quotas={'max_training_records': N}" in msg  # Python here; the CLI shows --quota
     assert "https://docs.aws.amazon.com/general/latest/gr/bedrock.html" in msg
     assert "UNCONFIRMED" not in msg
 
@@ -191,5 +191,7 @@ def test_submit_quota_flag_reaches_the_job(capsys, tmp_path, many_titan_records,
     out = capsys.readouterr().out
     assert "default account quota" in out and "nothing was uploaded or submitted" in out
     assert fake_bedrock.s3_writes() == []
-    assert main([*argv, "--quota", "max_training_records=20000"]) == 0, capsys.readouterr().out
+    assert main([*argv, "--quota", "max_training_records=20000", "--yes"]) == 0, (
+        capsys.readouterr().out
+    )
     assert len(fake_bedrock.jobs()) == 1

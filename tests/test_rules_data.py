@@ -137,7 +137,10 @@ def test_no_rules_entry_lacks_a_source_url_and_a_date(provider):
         assert_provenance(hint, f"{provider} hyperparameter_hints.{name}", sources)
     for model in data.get("models", []):
         assert_provenance(model, f"{provider} model {model['id']}", sources)
+    for n, entry in enumerate(data.get("pricing", [])):  # prices: docs/costs.md
+        assert_provenance(entry, f"{provider} pricing[{n}]", sources)
     known = {
+        "pricing",
         "provider",
         "generic",
         "blocks",

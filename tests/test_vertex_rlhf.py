@@ -226,6 +226,7 @@ def test_the_cli_takes_named_data_sets(fake_vertex, tmp_path, options, monkeypat
         f"--dataset=preference={PREFS}",
         "--hp=reward_model_train_steps=10",
         "--option=confirm_cost=true",
+        "--yes",
         *flags,
         "--home",
         str(tmp_path / "cli-home"),

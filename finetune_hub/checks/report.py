@@ -76,6 +76,7 @@ class ValidationStats(BaseModel):
     validation: FileStats | None = None
     epochs: int | None = None
     epochs_source: str = ""  # "given", "default" or "auto heuristic"
+    tokens_per_epoch: int | None = None  # sum(min(limit, tokens)): the tokens one epoch bills
     estimated_trained_tokens: int | None = None  # sum(min(limit, tokens)) x epochs
 
 

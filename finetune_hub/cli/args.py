@@ -70,6 +70,19 @@ def parse_dataset(text: str) -> tuple[str, str]:
     return name.strip(), path.strip()
 
 
+def parse_mapping(text: str) -> tuple[str, str]:
+    """`--map instruction=text` -> ("instruction", "text"): the source format's field and the
+    column to read it from; an argparse `type`.
+
+    >>> parse_mapping("instruction=text")
+    ('instruction', 'text')
+    """
+    field, sep, column = text.partition("=")
+    if not sep or not field.strip() or not column.strip():
+        raise argparse.ArgumentTypeError(f"expected FIELD=COLUMN, got {text!r}")
+    return field.strip(), column.strip()
+
+
 def parse_size(text: str) -> float | int:
     """`--validation-size`: a fraction (0.1) or a record count (200)."""
     value = parse_value(text)

@@ -11,8 +11,11 @@
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from typing import TYPE_CHECKING, Any
+
+from finetune_hub.cli.output import confirm, emit_json, shell_hint
+from finetune_hub.cli.render import print_estimate
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -40,8 +43,11 @@ def add_job_commands(sub: Any) -> None:
     p.add_argument("--quota", action="append", type=parse_quota, default=[], metavar="K=N", help="your account's raised default quota, repeatable (max_training_records=20000)")
     p.add_argument("--wait", action="store_true", help="follow the job until it ends")
     p.add_argument("--poll-interval", type=float, default=10.0, help="seconds between polls with --wait (backs off)")
+    p.add_argument("--yes", action="store_true", help="submit without asking after the cost estimate")
+    p.add_argument("--max-cost", type=float, metavar="USD", help="refuse a job whose estimated training cost is over USD, or unknown")
+    p.add_argument("--json", action="store_true", help="print the estimate, the job and its warnings as JSON")
     p.add_argument("--home", help="job store folder (default $FINETUNE_HUB_HOME or ~/.finetune_hub)")
-    p.set_defaults(handler=cmd_submit)
+    p.set_defaults(handler=cmd_submit, json_native=True)
 
     for name, handler, help_text in (
         ("status", cmd_status, "refresh and show one job"),
@@ -52,11 +58,11 @@ def add_job_commands(sub: Any) -> None:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("job_id")
         p.add_argument("--home")
-        p.add_argument("--json", action="store_true")
+        p.add_argument("--json", action="store_true", help="print the result as JSON")
         if name == "watch":
             p.add_argument("--timeout", type=float)
             p.add_argument("--poll-interval", type=float, default=10.0)
-        p.set_defaults(handler=handler)
+        p.set_defaults(handler=handler, json_native=name != "watch")
 
     p = sub.add_parser("deploy", help="deploy a job's tuned model (states the hourly cost first)")
     p.add_argument("job_id")
@@ -65,9 +71,11 @@ def add_job_commands(sub: Any) -> None:
     p.add_argument("--sku")
     p.add_argument("--capacity", type=int)
     p.add_argument("--option", action="append", type=parse_hp, default=[], metavar="K=V", help="deployment option (repeatable)")
-    p.add_argument("--yes", action="store_true", help="accept the hourly cost")
+    p.add_argument("--yes", action="store_true", help="accept the hourly cost without asking")
+    p.add_argument("--max-hourly-cost", type=float, metavar="USD", help="refuse a deployment billed over USD per hour, or at an unknown rate")
+    p.add_argument("--json", action="store_true", help="print the cost and the deployment as JSON")
     p.add_argument("--home")
-    p.set_defaults(handler=cmd_deploy)
+    p.set_defaults(handler=cmd_deploy, json_native=True)
 
     p = sub.add_parser("undeploy", help="delete a job's deployments (safe to repeat)")
     p.add_argument("job_id")
@@ -78,8 +86,8 @@ def add_job_commands(sub: Any) -> None:
 
 # -- commands -------------------------------------------------------------------------------------
 def cmd_submit(args: argparse.Namespace, console: Console) -> int:
-    from finetune_hub.cli.render import print_report
-    from finetune_hub.errors import ValidationError
+    """Validate, show the cost estimate, ask (or --yes), submit; then the report's warnings."""
+    from finetune_hub.errors import CostLimitExceeded, ValidationError
     from finetune_hub.jobs.tuning_job import TuningJob
 
     fields = {
@@ -114,16 +122,60 @@ def cmd_submit(args: argparse.Namespace, console: Console) -> int:
             console.print(f"submit needs a job file or {', '.join(missing)}")
             return EXIT_USAGE
         job = TuningJob(store=store, **fields)
+    report = job.validate()
+    if not report.ok:
+        return _refused(report, console, args.json)
+    estimate = job.estimate_cost()
+    if args.json:
+        sys.stderr.write("\n".join(estimate.lines()) + "\n")
+    else:
+        print_estimate(estimate, console)
+    if not confirm(f"Submit {job.spec.provider} job {job.id}?", yes=args.yes):
+        return _declined("not submitted: nothing was uploaded (answer y, or pass --yes: finetune-hub submit ... --yes)", console, args.json)
     try:
-        job.submit()
+        job.submit(max_cost=args.max_cost)
     except ValidationError as exc:
-        print_report(exc.report, console)
-        console.print("nothing was uploaded or submitted")
-        return EXIT_FAILED
-    console.print(f"submitted {job.id} ({job.spec.provider} job {job.provider_job_id}): {job.status.value}")
+        return _refused(exc.report, console, args.json)
+    except CostLimitExceeded as exc:
+        return _declined(shell_hint(str(exc)), console, args.json)
+    warnings = job.report.warnings if job.report else []
+    if args.json:
+        rec = job.store.require(job.id)
+        emit_json(
+            {
+                "job": rec.model_dump(mode="json"),
+                "estimate": estimate.to_dict(),
+                "warnings": [w.model_dump(mode="json") for w in warnings],
+            }
+        )
+    else:
+        console.print(f"submitted {job.id} ({job.spec.provider} job {job.provider_job_id}): {job.status.value}")
+        for warning in warnings:  # a legacy model, the date fine-tuning ends: still worth knowing
+            console.print(f"warning: {shell_hint(str(warning))}", style="yellow", soft_wrap=True)
     if args.wait:
         return _follow(job, console, timeout=None, poll_interval=args.poll_interval)
     return EXIT_OK
+
+
+def _refused(report: Any, console: Console, as_json: bool) -> int:
+    """Data that break the rules: the report, and the promise that nothing left the machine."""
+    from finetune_hub.cli.render import print_report
+
+    if as_json:
+        emit_json({"submitted": False, "report": report.to_dict()})
+        return EXIT_FAILED
+    print_report(report, console)
+    console.print("nothing was uploaded or submitted")
+    return EXIT_FAILED
+
+
+def _declined(text: str, console: Console, as_json: bool) -> int:
+    """Not done (the user said no, nobody could answer, a cost limit): exit 1."""
+    if as_json:
+        emit_json({"declined": True, "message": text})
+    else:
+        console.print(text, soft_wrap=True)
+    return EXIT_FAILED
 
 
 def cmd_status(args: argparse.Namespace, console: Console) -> int:
@@ -131,7 +183,7 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
     job.refresh()
     rec = job.store.require(job.id)
     if args.json:
-        console.print(json.dumps(rec.model_dump(mode="json"), indent=2), soft_wrap=True)
+        emit_json(rec.model_dump(mode="json"))
         return EXIT_OK
     console.print(f"{rec.id}  {rec.provider}  {rec.base_model}  {rec.status.value} ({rec.raw_status})")
     console.print(f"  provider job: {rec.provider_job_id}")
@@ -150,7 +202,7 @@ def cmd_watch(args: argparse.Namespace, console: Console) -> int:
 def cmd_events(args: argparse.Namespace, console: Console) -> int:
     events = _attach(args).events()
     if args.json:
-        console.print(json.dumps([e.model_dump(mode="json") for e in events], indent=2), soft_wrap=True)
+        emit_json([e.model_dump(mode="json") for e in events])
         return EXIT_OK
     for e in events:
         console.print(f"{e.created_at:%Y-%m-%d %H:%M:%S}  {e.level:7}  {e.message}")
@@ -158,13 +210,29 @@ def cmd_events(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
+    """Cancel a job; one that has already ended is left as it is (exit 0), and says so."""
+    from finetune_hub.status import JobStatus
+
     status = _attach(args).cancel()
-    console.print(f"{args.job_id}: {status.value}")
+    ended = status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+    text = (
+        f"{args.job_id} had already ended ({status.value}): nothing to cancel"
+        if ended
+        else f"{args.job_id}: {status.value}"
+    )
+    if args.json:
+        emit_json({"job_id": args.job_id, "status": status.value, "already_ended": ended})
+    else:
+        console.print(text)
     return EXIT_OK
 
 
 def cmd_deploy(args: argparse.Namespace, console: Console) -> int:
-    from finetune_hub.errors import CostConfirmationRequired, UnsupportedOperation
+    from finetune_hub.errors import (
+        CostConfirmationRequired,
+        CostLimitExceeded,
+        UnsupportedOperation,
+    )
 
     job = _attach(args)
     model = job.result
@@ -173,19 +241,50 @@ def cmd_deploy(args: argparse.Namespace, console: Console) -> int:
         return EXIT_FAILED
     options = {k: v for k, v in {"sku": args.sku, "capacity": args.capacity}.items() if v is not None}
     options.update(dict(args.option))
-    try:
-        deployment = model.deploy(args.kind, confirm_cost=args.yes, name=args.name, **options)
-    except CostConfirmationRequired as exc:
-        console.print(str(exc).replace("deploy(confirm_cost=True)", "finetune-hub deploy --yes"))
-        return EXIT_FAILED
+    try:  # the cost first: "not needed" (OpenAI) is an answer, not a failure
+        deployer = model.deployer(args.kind)
+        cost = deployer.cost(model.id, deployer.parse(options))
     except UnsupportedOperation as exc:
-        console.print(str(exc).replace("model.chat(...)", f"the model id {model.id}"))
+        text = str(exc).replace("model.chat(...)", f"the model id {model.id}")
+        if args.json:
+            emit_json({"deployed": False, "needed": False, "message": text})
+        else:
+            console.print(text)
         return EXIT_OK
+    sentence = cost.sentence(f"deploying {model.id} on {model.provider} ({deployer.display_name})")
+    if args.json:
+        sys.stderr.write(sentence + "\n")
+    else:
+        console.print(sentence, soft_wrap=True)
+    if args.max_hourly_cost is None and not confirm("Deploy it?", yes=args.yes):
+        return _declined("not deployed: nothing was created (answer y, or pass --yes: finetune-hub deploy --yes)", console, args.json)
+    try:
+        deployment = model.deploy(
+            args.kind,
+            confirm_cost=True,
+            name=args.name,
+            max_hourly_cost=args.max_hourly_cost,
+            **options,
+        )
+    except CostConfirmationRequired as exc:  # a commitment needs its own yes
+        console.print(shell_hint(str(exc)))
+        return EXIT_FAILED
+    except CostLimitExceeded as exc:
+        return _declined(shell_hint(str(exc)), console, args.json)
     rate = deployment.record.hourly_cost_usd
-    cost = f", ${rate:,.2f}/hour until deleted" if rate is not None else ""
+    if args.json:
+        emit_json(
+            {
+                "deployed": True,
+                "cost": cost.model_dump(mode="json"),
+                "deployment": deployment.record.model_dump(mode="json"),
+            }
+        )
+        return EXIT_OK
+    extra = f", ${rate:,.2f}/hour until deleted" if rate is not None else ""
     console.print(
         f"deployed {model.id} as {deployment.name} ({deployment.kind}): "
-        f"{deployment.status.value}{cost}"
+        f"{deployment.status.value}{extra}"
     )
     console.print(f"delete it with: finetune-hub undeploy {job.id}")
     return EXIT_OK

@@ -6,6 +6,10 @@
     finetune-hub rules --provider bedrock --model amazon.titan-text-lite-v1
     finetune-hub rules --stale 30
     finetune-hub rules check --live --provider bedrock
+    finetune-hub cost train.jsonl --provider azure-openai --model gpt-4.1 --option training_type=GlobalStandard
+
+Every command takes `--json` (valid JSON on stdout, whatever happens), and a closed pipe
+(`| head`) ends it quietly. docs/cli.md describes every command and flag.
 
 Exit codes: 0 success, 1 the data breaks the backend's rules, 2 usage error or a file/provider
 that cannot be used (every provider error is one line), 3 an unexpected internal error (one line;
@@ -15,7 +19,9 @@ that cannot be used (every provider error is one line), 3 an unexpected internal
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
+import io
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,15 +29,18 @@ from typing import TYPE_CHECKING, Any
 from finetune_hub.cli.args import (
     UsageError,
     parse_hp,
+    parse_mapping,
     parse_quota,
     parse_size,
     parse_value,
     positive_int,
 )
+from finetune_hub.cli.output import emit_json, shell_hint
 from finetune_hub.cli.render import (
     line,
     make_console,
     new_table,
+    print_estimate,
     print_live_diff,
     print_models,
     print_report,
@@ -82,7 +91,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-issues", type=positive_int, default=20, metavar="N", help="issues listed per code"
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(handler=cmd_validate)
+    p.set_defaults(handler=cmd_validate, json_native=True)
+
+    p = sub.add_parser(
+        "cost",
+        help="estimate what a job on a training file would cost, before any job exists",
+        description="Count the file's trained tokens (tokens x epochs) and price the training, "
+        "the storage and each way of serving the model from the rules data, every price with "
+        "its source and the date it was read (docs/costs.md). Nothing is uploaded.",
+    )
+    p.add_argument("file", help="training file (.jsonl or .jsonl.gz)")
+    _add_target(p, required=True)
+    p.add_argument("--validation-file", metavar="FILE", help="validation file to check too")
+    p.add_argument("--hp", action="append", type=parse_hp, default=[], metavar="K=V", help=hp_help)
+    p.add_argument(
+        "--option",
+        action="append",
+        type=parse_hp,
+        default=[],
+        metavar="K=V",
+        help="job option that changes the price, repeatable (training_type=GlobalStandard)",
+    )
+    p.add_argument(
+        "--quota", action="append", type=parse_quota, default=[], metavar="K=N", help=quota_help
+    )
+    p.add_argument("--format", help="data format (default: detected), see `formats`")
+    p.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    p.set_defaults(handler=cmd_cost, json_native=True)
 
     p = sub.add_parser("convert", help="convert a file to another record format")
     p.add_argument("src")
@@ -94,7 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-chars", type=positive_int, metavar="N", help="skip longer records")
     p.add_argument("--max-tokens", type=positive_int, metavar="N", help="skip longer records")
     p.add_argument("--tokenizer", metavar="SPEC", help="token counter for --max-tokens")
-    p.set_defaults(handler=cmd_convert)
+    p.add_argument(
+        "--map",
+        action="append",
+        type=parse_mapping,
+        default=[],
+        metavar="FIELD=COLUMN",
+        help="read FIELD of the source format from COLUMN, repeatable (instruction=text)",
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(handler=cmd_convert, json_native=True)
 
     p = sub.add_parser("split", help="split a file into training and validation files")
     for name in ("src", "train", "valid"):
@@ -105,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0)
     _add_target(p, required=False)
-    p.set_defaults(handler=cmd_split)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(handler=cmd_split, json_native=True)
 
     p = sub.add_parser(
         "rules",
@@ -126,9 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--option", action="append", type=parse_hp, default=[], metavar="K=V", help=option_help
     )
-    p.set_defaults(handler=cmd_rules)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(handler=cmd_rules, json_native=True)
 
-    sub.add_parser("formats", help="list the data formats").set_defaults(handler=cmd_formats)
+    p = sub.add_parser("formats", help="list the data formats")
+    p.add_argument("--json", action="store_true", help="print the formats as JSON")
+    p.set_defaults(handler=cmd_formats, json_native=True)
 
     from finetune_hub.cli.jobs import add_job_commands
 
@@ -141,7 +189,22 @@ def build_parser() -> argparse.ArgumentParser:
     from finetune_hub.cli.dashboard import add_dashboard_command
 
     add_dashboard_command(sub)
+    _json_everywhere(parser)
     return parser
+
+
+def _json_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Give every (sub)command a `--json` flag; a command that has no JSON of its own then
+    prints what it would have printed as `{"command", "exit_code", "output"}` (see main)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                if "--json" in sub._option_string_actions:
+                    if sub.get_default("json_native") is None:  # its own --json: its own JSON
+                        sub.set_defaults(json_native=True)
+                else:
+                    sub.add_argument("--json", action="store_true", help="print the output as JSON")
+                _json_everywhere(sub)
 
 
 def _add_target(p: argparse.ArgumentParser, *, required: bool) -> None:
@@ -171,9 +234,50 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
         quotas=dict(args.quota) or None,
     )
     if args.json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+        emit_json(report.to_dict())
     else:
         print_report(report, console)
+    return EXIT_OK if report.ok else EXIT_INVALID
+
+
+def cmd_cost(args: argparse.Namespace, console: Console) -> int:
+    """Estimate a job's cost from a training file and the rules' prices; nothing is uploaded.
+    Exit 1 when the data break the backend's rules (the estimate is printed all the same)."""
+    from finetune_hub.checks.validation import validate
+    from finetune_hub.jobs.costing import estimate_cost
+
+    report = validate(
+        args.file,
+        args.provider,
+        args.model,
+        args.method,
+        validation_file=args.validation_file,
+        hyperparameters=dict(args.hp) or None,
+        format=_data_format(args.format),
+        quotas=dict(args.quota) or None,
+    )
+    estimate = estimate_cost(
+        args.file,
+        args.provider,
+        args.model,
+        args.method,
+        options=dict(args.option),
+        quotas=dict(args.quota) or None,
+        report=report,
+    )
+    if args.json:
+        emit_json(
+            {
+                **estimate.to_dict(),
+                "validation_ok": report.ok,
+                "errors": [i.model_dump(mode="json") for i in report.errors],
+            }
+        )
+    else:
+        print_estimate(estimate, console)
+        if not report.ok:
+            line(console, "")
+            print_report(report, console)
     return EXIT_OK if report.ok else EXIT_INVALID
 
 
@@ -198,9 +302,17 @@ def cmd_convert(args: argparse.Namespace, console: Console) -> int:
         max_tokens=args.max_tokens,
         max_chars=args.max_chars,
         tokenizer=tokenizer,
+        mapping=dict(args.map) or None,
     )
-    line(console, str(summary))
-    return EXIT_OK
+    if args.json:
+        emit_json(summary.model_dump(mode="json"))
+        return EXIT_OK if summary.ok else EXIT_INVALID
+    head, *_ = str(summary).split("\nnothing was converted", 1)
+    line(console, head, "" if summary.ok else "red")
+    if not summary.ok:
+        for text in summary.why_nothing("--map FIELD=COLUMN (or --from FORMAT)"):
+            line(console, text, "red")
+    return EXIT_OK if summary.ok else EXIT_INVALID
 
 
 def cmd_split(args: argparse.Namespace, console: Console) -> int:
@@ -219,7 +331,10 @@ def cmd_split(args: argparse.Namespace, console: Console) -> int:
         base_model=args.model,
         method=args.method,
     )
-    line(console, str(summary))
+    if args.json:
+        emit_json(summary.model_dump(mode="json"))
+    else:
+        line(console, str(summary))
     return EXIT_OK
 
 
@@ -241,15 +356,35 @@ def cmd_rules(args: argparse.Namespace, console: Console) -> int:
         if args.stale < 0:
             raise UsageError("--stale takes a number of days, 0 or more")
         providers = [args.provider] if args.provider else None
-        print_stale(catalog.stale(args.stale, providers), args.stale, today(), console)
+        found = catalog.stale(args.stale, providers)
+        if args.json:
+            emit_json(
+                [
+                    {"provider": p, "entry": where, **prov.model_dump(mode="json")}
+                    for p, where, prov in found
+                ]
+            )
+        else:
+            print_stale(found, args.stale, today(), console)
         return EXIT_OK
     if args.provider is None:
         raise UsageError("rules needs --provider P (or --stale DAYS)")
     if args.model is None:
-        print_models(args.provider, catalog, console)
+        if args.json:
+            emit_json(catalog.models(args.provider))
+        else:
+            print_models(args.provider, catalog, console)
         return EXIT_OK
     rules, notes = resolve(args.provider, args.model, args.method)
-    print_rules(rules, notes, console)
+    if args.json:
+        emit_json(
+            {
+                "rules": rules.model_dump(mode="json"),
+                "notes": [n.model_dump(mode="json") for n in notes],
+            }
+        )
+    else:
+        print_rules(rules, notes, console)
     return EXIT_INVALID if any(n.is_error for n in notes) else EXIT_OK
 
 
@@ -276,7 +411,10 @@ def _live_check(args: argparse.Namespace, console: Console) -> int:
         )
         return EXIT_USAGE
     diff = diff_tunable(args.provider, tunable)
-    print_live_diff(diff, entry.display_name, console)
+    if args.json:
+        emit_json(diff.model_dump(mode="json") if hasattr(diff, "model_dump") else vars(diff))
+    else:
+        print_live_diff(diff, entry.display_name, console)
     return EXIT_OK if diff.agrees else EXIT_INVALID
 
 
@@ -284,6 +422,9 @@ def cmd_formats(args: argparse.Namespace, console: Console) -> int:
     """List the data formats finetune_hub reads and writes."""
     from finetune_hub.data.formats import DataFormat
 
+    if args.json:
+        emit_json([{"format": f.value, "description": f.label} for f in DataFormat])
+        return EXIT_OK
     table = new_table("format", "description")
     for fmt in DataFormat:
         table.add_row(fmt.value, fmt.label)
@@ -311,26 +452,68 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    handler: Callable[[argparse.Namespace, Console], int] = args.handler
+    as_json = bool(getattr(args, "json", False))
+    captured = io.StringIO() if as_json and not getattr(args, "json_native", False) else None
+    try:
+        if captured is None:
+            code = _run(handler, args, make_console())
+        else:  # a command without JSON of its own: its text output, wrapped in JSON
+            with contextlib.redirect_stdout(captured):
+                code = _run(handler, args, make_console())
+            emit_json(
+                {
+                    "command": args.command,
+                    "exit_code": code,
+                    "output": captured.getvalue().splitlines(),
+                }
+            )
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:  # `| head` closed the pipe: end quietly, as `cat` would
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_PIPE
+
+
+#: The exit code of a command whose reader closed the pipe (128 + SIGPIPE), as shells report it.
+EXIT_PIPE = 141
+
+
+def _run(
+    handler: Callable[[argparse.Namespace, Console], int],
+    args: argparse.Namespace,
+    console: Console,
+) -> int:
+    """Run one command; errors are one line on stderr (suggestions as flags of this command
+    line), and under --json stdout still gets valid JSON: `{"error", "exit_code"}`."""
     from finetune_hub.errors import FinetuneHubError
 
-    handler: Callable[[argparse.Namespace, Console], int] = args.handler
+    as_json = bool(getattr(args, "json", False))
+
+    def fail(text: str, code: int) -> int:
+        print(text, file=sys.stderr)
+        if as_json and getattr(args, "json_native", False):
+            emit_json({"error": text, "exit_code": code})
+        return code
+
     try:
-        return handler(args, make_console())
+        return handler(args, console)
+    except BrokenPipeError:
+        raise
     except (FinetuneHubError, UsageError, OSError, ValueError) as exc:
-        print(f"finetune-hub {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(f"finetune-hub {args.command}: error: {shell_hint(str(exc))}", EXIT_USAGE)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        return fail("interrupted", 130)
     except Exception as exc:  # a bug of ours: one line, exit 3, the traceback on request
         if args.debug:
             raise
-        print(
+        return fail(
             f"finetune-hub {args.command}: internal error: {type(exc).__name__}: {exc} "
             "(run again with --debug for the traceback, and please report it)",
-            file=sys.stderr,
+            EXIT_INTERNAL,
         )
-        return EXIT_INTERNAL
 
 
 __all__ = ["main", "parse_hp", "parse_value", "UsageError"]

@@ -6,6 +6,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from finetune_hub.cli.output import shell_hint
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -36,7 +38,8 @@ def line(console: Console, text: str, style: str = "") -> None:
 
 
 def print_report(report: ValidationReport, console: Console) -> None:
-    """Header, file and token statistics, then one table row per issue."""
+    """Header, file and token statistics, then one table row per issue: errors first, each
+    row led by its severity (so piped output keeps it), suggestions written as commands."""
     line(console, report.summary(), "bold green" if report.ok else "bold red")
     stats = report.stats
     for title, fs in (("training", stats.training), ("validation", stats.validation)):
@@ -46,11 +49,17 @@ def print_report(report: ValidationReport, console: Console) -> None:
         how = f"{stats.epochs} epochs, {stats.epochs_source}"
         line(console, f"  estimated trained tokens: {stats.estimated_trained_tokens:,} ({how})")
     issues = report.errors + report.warnings
-    if issues:
+    if issues and console.is_terminal:
         console.print(_issue_table(issues, stats.training.path))
-    for code, n in sorted(report.suppressed.items()):
-        style = "red" if report._severity_of(code) == "error" else "yellow"
-        line(console, f"... and {n:,} more {code}", style)
+    elif issues:  # piped: one whole line per issue, to grep and cut
+        for issue in _ordered(issues):
+            where = _where(issue, stats.training.path) or "-"
+            fld = f"  {issue.field}" if issue.field else ""
+            text = f"{issue.severity.value:<7}  {where:>5}  {issue.code}{fld}  "
+            line(console, text + shell_hint(issue.message), _STYLE[issue.severity.value])
+    for code, n in sorted(report.suppressed.items(), key=lambda c: report._severity_of(c[0])):
+        severity = report._severity_of(code)
+        line(console, f"{severity}: ... and {n:,} more {code}", _STYLE[severity])
 
 
 def _print_file_stats(title: str, fs: FileStats, console: Console) -> None:
@@ -61,16 +70,40 @@ def _print_file_stats(title: str, fs: FileStats, console: Console) -> None:
         line(console, f"    tokens: {_token_line(fs.tokens)}", "dim")
 
 
+_STYLE = {"error": "red", "warning": "yellow"}
+
+
+def _ordered(issues: list[Issue]) -> list[Issue]:
+    """Errors first, then warnings; each in file and line order."""
+    return sorted(issues, key=lambda i: (not i.is_error, i.file or "", i.line or 0))
+
+
 def _issue_table(issues: list[Issue], training_path: str) -> Any:
     from rich.text import Text
 
-    table = new_table("line", "code", "field", "message")
-    table.columns[0].justify = "right"
-    table.columns[0].no_wrap = table.columns[1].no_wrap = True
-    for issue in sorted(issues, key=lambda i: (i.file or "", i.line or 0, not i.is_error)):
-        code = Text(issue.code, style="red" if issue.is_error else "yellow")
-        table.add_row(_where(issue, training_path), code, issue.field or "", issue.message)
+    table = new_table("severity", "line", "code", "field", "message")
+    table.columns[1].justify = "right"
+    for column in table.columns[:3]:
+        column.no_wrap = True
+    for issue in _ordered(issues):
+        style = _STYLE[issue.severity.value]
+        table.add_row(
+            Text(issue.severity.value, style=style),
+            _where(issue, training_path),
+            Text(issue.code, style=style),
+            issue.field or "",
+            shell_hint(issue.message),
+        )
     return table
+
+
+def print_estimate(estimate: Any, console: Console) -> None:
+    """A `CostEstimate` as `print(estimate)` shows it, unknown amounts in yellow."""
+    for text in estimate.lines():
+        style = "bold" if text.startswith("cost estimate") else ""
+        if "unknown" in text or "UNCONFIRMED" in text:
+            style = "yellow"
+        line(console, text, style)
 
 
 def _where(issue: Issue, training_path: str) -> str:
@@ -167,9 +200,10 @@ def print_rules(rules: ResolvedRules, notes: list[Issue], console: Console) -> N
         console.print(hp)
     for text, prov in _lifecycle_lines(rules):
         line(console, f"{text} {ref(prov)}")
-    for note in notes:
-        text = f"{note.severity.value}: {note.message} [{note.code}]"
+    for note in sorted(notes, key=lambda n: not n.is_error):
+        text = f"{note.severity.value}: {shell_hint(note.message)} [{note.code}]"
         line(console, text, "red" if note.is_error else "yellow")
+    _print_prices(rules, console, ref)
     if refs:
         _print_sources(refs, console)
 
@@ -205,6 +239,28 @@ def _lifecycle_lines(rules: ResolvedRules) -> list[tuple[str, Any]]:
             )
         )
     return out
+
+
+def _print_prices(rules: ResolvedRules, console: Console, ref: Any) -> None:
+    """The prices the rules hold for this model and method (docs/costs.md), with sources."""
+    from finetune_hub.rules.schema import PRICE_FIELDS
+
+    shown = [
+        f
+        for f in sorted(PRICE_FIELDS)
+        if f in rules.provenance and getattr(rules, f) not in (None, {}, [], "")
+    ]
+    if not shown:
+        return
+    table = new_table("price", "value", "sources", title="prices")
+    for field in shown:
+        value = getattr(rules, field)
+        if field == "serving":
+            value = "; ".join(p.label or p.kind for p in value)
+        style = "" if rules.confirmed(field) else "yellow"
+        flag = "" if rules.confirmed(field) else "UNCONFIRMED "
+        table.add_row(field, _format_rule(field, value), flag + ref(rules.provenance[field]), style=style)
+    console.print(table)
 
 
 def _print_sources(refs: dict[Any, int], console: Console) -> None:
@@ -261,12 +317,13 @@ def print_live_diff(diff: Any, display_name: str, console: Console) -> None:
 
 def _limit_fields(rules: ResolvedRules) -> list[str]:
     """Rule fields the rules data sets, or whose value differs from finetune_hub's default."""
-    from finetune_hub.rules.schema import BLOCK_FIELDS
+    from finetune_hub.rules.schema import BLOCK_FIELDS, PRICE_FIELDS
 
     shown = []
     for field, info in type(rules).model_fields.items():
         value = getattr(rules, field)
-        if field not in BLOCK_FIELDS or field in SHOWN_APART or value in (None, [], {}):
+        apart = field in SHOWN_APART or field in PRICE_FIELDS  # prices: their own table
+        if field not in BLOCK_FIELDS or apart or value in (None, [], {}):
             continue
         if field in rules.provenance or value != info.get_default(call_default_factory=True):
             shown.append(field)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import gzip
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -41,6 +41,56 @@ from finetune_hub.issues import Issue
 UNREADABLE_LINE = "unreadable_line"
 #: How many line numbers a summary keeps per skip reason.
 MAX_LINES_PER_REASON = 20
+#: How many skipped records a summary describes in full (line, reason, the record's keys).
+MAX_EXAMPLES = 3
+
+#: The fields each source format reads, for messages about records that do not have them.
+EXPECTED_FIELDS: dict[DataFormat, str] = {
+    DataFormat.CHAT: "messages",
+    DataFormat.PROMPT_COMPLETION: "prompt, completion",
+    DataFormat.PREFERENCE: "input, preferred_output, non_preferred_output",
+    DataFormat.GEMINI: "contents",
+    DataFormat.GEMINI_PREFERENCE: "contents, completions",
+    DataFormat.RLHF_PROMPT: "input_text",
+    DataFormat.RLHF_PREFERENCE: "input_text, candidate_0, candidate_1, choice",
+    DataFormat.BEDROCK_CONVERSATION: "schemaVersion, messages",
+    DataFormat.BEDROCK_CLAUDE: "system, messages",
+    DataFormat.CONTINUED_PRETRAINING: "input",
+    DataFormat.INSTRUCTION: "instruction, output (or response), input (optional)",
+}
+
+
+def apply_mapping(record: dict[str, Any], mapping: Mapping[str, str] | None) -> dict[str, Any]:
+    """`record` with each `field` of `mapping` read from its column (`{"instruction": "text"}`:
+    the column `text` becomes the field `instruction`); columns the record lacks are left alone.
+
+    >>> apply_mapping({"ID": 7, "text": "Name a river.", "output": "Shinano"}, {"instruction": "text"})
+    {'ID': 7, 'output': 'Shinano', 'instruction': 'Name a river.'}
+    """
+    if not mapping:
+        return record
+    out = dict(record)
+    for field_name, column in mapping.items():
+        if column in record:
+            value = out.pop(column)
+            out[field_name] = value
+    return out
+
+
+def check_mapping(mapping: Mapping[str, str] | None) -> dict[str, str]:
+    """`mapping` as a plain dict; `ConversionError` for a key or column that is not a string.
+
+    >>> check_mapping({"prompt": "question", "completion": "answer"})
+    {'prompt': 'question', 'completion': 'answer'}
+    """
+    out: dict[str, str] = {}
+    for key, column in (mapping or {}).items():
+        if not isinstance(key, str) or not isinstance(column, str) or not key or not column:
+            raise ConversionError(
+                f"mapping must map field names to column names (strings), got {key!r}: {column!r}"
+            )
+        out[key] = column
+    return out
 
 _F = DataFormat
 _CONVERSATIONAL = (
@@ -259,17 +309,30 @@ class ConversionSummary(BaseModel):
     skipped: dict[str, int] = {}
     skipped_lines: dict[str, list[int]] = {}
     dropped_fields: dict[str, int] = {}
+    mapping: dict[str, str] = {}
+    examples: list[dict[str, Any]] = []  # the first skipped records: line, reason, keys
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ok(self) -> bool:
+        """False when records were read but none was converted (the CLI exits 1)."""
+        return self.records_out > 0 or self.records_in == 0
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def lossless(self) -> bool:
         return not self.skipped and not self.dropped_fields
 
-    def add(self, line: int, result: ConvertedRecord) -> None:
-        """Count one record's conversion."""
+    def add(
+        self, line: int, result: ConvertedRecord, record: dict[str, Any] | None = None
+    ) -> None:
+        """Count one record's conversion (`record`: the record read, to describe a skip)."""
         self.records_in += 1
         if result.skip_reason is not None:
             self._skip(result.skip_reason, line)
+            if record is not None and len(self.examples) < MAX_EXAMPLES:
+                keys = sorted(map(str, record))
+                self.examples.append({"line": line, "reason": result.skip_reason, "keys": keys})
             return
         self.records_out += 1
         for name in result.dropped:
@@ -304,7 +367,27 @@ class ConversionSummary(BaseModel):
                 "dropped: "
                 + ", ".join(f"{k} ({_records(n)})" for k, n in self.dropped_fields.items())
             )
+        if not self.ok:
+            out.extend(self.why_nothing())
         return "\n".join(out)
+
+    def why_nothing(self, map_hint: str = "mapping={FIELD: COLUMN}") -> list[str]:
+        """Why no record was converted: the first skipped records, their reasons and keys, and
+        the fields the source format reads (`map_hint`: how to map columns where shown)."""
+        wanted = EXPECTED_FIELDS.get(self.source_format, "")
+        out = [
+            f"nothing was converted: no record of {self.records_in} could be read as "
+            f"{self.source_format.value} ({self.source_format.label})"
+        ]
+        for ex in self.examples:
+            keys = ", ".join(ex["keys"]) or "none"
+            out.append(f"  line {ex['line']}: {ex['reason']} (the record's keys: {keys})")
+        if wanted:
+            out.append(
+                f"  {self.source_format.value} records need {wanted}; read them from other "
+                f"column names with {map_hint}, or name the right source format"
+            )
+        return out
 
     def _skip_text(self, reason: str) -> str:
         count, lines = self.skipped[reason], self.skipped_lines.get(reason, [])
@@ -340,14 +423,17 @@ def check_paths(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Non
         raise DataFileError(f"{dst}: is the input file; write the output to another path")
 
 
-def detect_source_format(path: str | os.PathLike[str]) -> DataFormat:
-    """The first candidate format of the first readable record (`ConversionError` when none).
+def detect_source_format(
+    path: str | os.PathLike[str], mapping: Mapping[str, str] | None = None
+) -> DataFormat:
+    """The first candidate format of the first readable record, read through `mapping`
+    (`ConversionError` when none).
 
     >>> detect_source_format("dolly.jsonl")  # doctest: +SKIP
     <DataFormat.INSTRUCTION: 'instruction'>
     """
     for _line, _raw, record in JsonlReader(path):
-        formats = candidate_formats(record)
+        formats = candidate_formats(apply_mapping(record, mapping))
         if not formats:
             raise ConversionError(
                 f"{path}: the first readable record has no known shape; pass source_format="
@@ -369,32 +455,49 @@ def convert(
     max_tokens: int | None = None,
     max_chars: int | None = None,
     tokenizer: TokenCounting | None = None,
+    mapping: Mapping[str, str] | None = None,
 ) -> ConversionSummary:
     """Convert the JSONL file `src` to format `to`, writing `dst` (gzip when it ends in `.gz`).
 
     The source format is detected from the first readable record unless `source_format` is
-    given. Records that cannot be converted, and records over `max_chars` characters or
-    `max_tokens` tokens (counted by `tokenizer.count`), are skipped, never cut.
+    given. `mapping` reads the source format's fields from other column names
+    (`{"instruction": "text"}`: the column `text` is the instruction). `template` builds the
+    prompt of instruction data from the placeholders `{instruction}` and `{input}` (both, and
+    no others; a record with an empty input gets the instruction alone). Records that cannot
+    be converted, and records over `max_chars` characters or `max_tokens` tokens (counted by
+    `tokenizer.count`), are skipped, never cut; `summary.ok` is False when nothing was
+    converted, and `summary.examples` says why for the first records.
 
     >>> summary = fh.convert("dolly.jsonl", "pc.jsonl", to="prompt_completion", max_chars=4000)  # doctest: +SKIP
     >>> summary.records_out, summary.skipped  # doctest: +SKIP
     (8, {})
+    >>> fh.convert("qa.jsonl", "chat.jsonl", to="chat",
+    ...            mapping={"instruction": "text"})  # doctest: +SKIP
     """
     check_paths(src, dst)
+    mapping = check_mapping(mapping)
     target = parse_format(to)
-    source = parse_format(source_format) if source_format is not None else detect_source_format(src)
+    source = (
+        parse_format(source_format)
+        if source_format is not None
+        else detect_source_format(src, mapping)
+    )
     limit = LengthLimit(max_chars=max_chars, max_tokens=max_tokens, tokenizer=tokenizer)
     converter = Converter(
         source, target, system_prompt=system_prompt, template=template, limit=limit
     )
     summary = ConversionSummary(
-        source=str(src), target=str(dst), source_format=source, target_format=target
+        source=str(src),
+        target=str(dst),
+        source_format=source,
+        target_format=target,
+        mapping=mapping,
     )
     dumps = orjson.dumps
     with open_output(dst) as out:
         for line, _raw, record in JsonlReader(src, on_issue=summary.unreadable):
-            result = converter(record)
-            summary.add(line, result)
+            result = converter(apply_mapping(record, mapping))
+            summary.add(line, result, record)
             if result.record is not None:
                 out.write(dumps(result.record) + b"\n")
     return summary

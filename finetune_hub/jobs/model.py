@@ -65,20 +65,29 @@ class TunedModel:
         confirm_cost: bool = False,
         name: str | None = None,
         delete_on_exit: bool = False,
+        max_hourly_cost: float | None = None,
         **options: Any,
     ) -> Deployment:
         """Deploy the model in serving mode `kind` (the provider's first when not given: see
         `finetune-hub rules --provider P` or docs/providers/). A deployment that bills states its
-        cost and needs `confirm_cost=True`. Safe to repeat: a deployment of the same name is
-        found, not created twice.
+        cost and needs `confirm_cost=True`, or a `max_hourly_cost` (USD) it is within: over it,
+        or at a price the rules do not know, it is refused (`fh.CostLimitExceeded`) before
+        anything is created. Safe to repeat: a deployment of the same name is found, not
+        created twice. A provider whose tuned models need no deployment (OpenAI) raises
+        `fh.UnsupportedOperation` saying how to use the model instead.
+
+        >>> d = model.deploy(max_hourly_cost=2.0)  # doctest: +SKIP
         """
         from finetune_hub.jobs.deployment import Deployment, deployment_name
 
         deployer = self.deployer(kind)
         opts = deployer.parse(options)
         cost = deployer.cost(self.id, opts)
+        what = f"deploying {self.id} on {self.provider} ({deployer.display_name})"
+        if max_hourly_cost is not None:
+            _within(cost, max_hourly_cost, what)
+            confirm_cost = True  # the cap you gave is your yes, up to that rate
         if not confirm_cost:
-            what = f"deploying {self.id} on {self.provider} ({deployer.display_name})"
             raise CostConfirmationRequired(
                 f"{cost.sentence(what)}; call deploy(confirm_cost=True) to go ahead"
             )
@@ -97,3 +106,21 @@ class TunedModel:
         if rec is not None:
             deleted = {"model_deleted_at": dt.datetime.now(dt.UTC).isoformat()}
             self.job.store.update(self.job.id, extra={**rec.extra, **deleted})
+
+
+def _within(cost: DeploymentCost, max_hourly_cost: float, what: str) -> None:
+    """`CostLimitExceeded` when the hourly price is over `max_hourly_cost` or unknown."""
+    from finetune_hub.errors import CostLimitExceeded
+
+    if cost.hourly_usd is None:
+        raise CostLimitExceeded(
+            f"{cost.sentence(what)}; deploy(max_hourly_cost={max_hourly_cost:g}) refuses a "
+            "deployment whose hourly price is unknown; nothing was created",
+            cost,
+        )
+    if cost.hourly_usd > max_hourly_cost:
+        raise CostLimitExceeded(
+            f"{cost.sentence(what)}; that is over max_hourly_cost=${max_hourly_cost:,.2f}, so "
+            "nothing was created",
+            cost,
+        )

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from finetune_hub.backoff import Backoff, poll, poll_async
+from finetune_hub.checks.cost import CostEstimate
 from finetune_hub.checks.report import ValidationReport
 from finetune_hub.errors import (
     FinetuneHubError,
@@ -272,11 +273,43 @@ class TuningJob:
         provider's names and types (built once; see `jobs/prepare.py`)."""
         return prepare_job(self.spec, self.id)
 
-    def submit(self) -> TuningJob:
+    @property
+    def report(self) -> ValidationReport | None:
+        """The report of the last `validate()` (or `submit()`); its warnings (a legacy model, a
+        date fine-tuning ends) still matter after a successful submit."""
+        return self._report
+
+    def estimate_cost(self) -> CostEstimate:
+        """What this job will cost, before anything is uploaded: trained tokens, training,
+        storage and each way of serving the model, every price with its source and read date,
+        "unknown" where no source gives one (docs/costs.md). Validates first if needed.
+
+        >>> est = job.estimate_cost()  # doctest: +SKIP
+        >>> est.trained_tokens, est.training.usd, est.serving[0].monthly_usd  # doctest: +SKIP
+        """
+        from finetune_hub.jobs.costing import estimate_cost
+
+        spec = self.spec
+        report = self._report or self.validate()
+        return estimate_cost(
+            spec.training_file,
+            spec.provider,
+            spec.base_model,
+            spec.method,
+            options=spec.options,
+            quotas=spec.quotas or None,
+            report=report,
+        )
+
+    def submit(self, *, max_cost: float | None = None) -> TuningJob:
         """Validate, upload and create the job. Refuses bad data (`fh.ValidationError` with the
-        report) before anything is uploaded. Idempotent: calling it again, or after a crash, never
+        report) before anything is uploaded. With `max_cost` (USD), refuses a job whose
+        estimated training cost is over it, or cannot be estimated (`fh.CostLimitExceeded`),
+        also before anything is uploaded. Idempotent: calling it again, or after a crash, never
         creates a second provider job. A provider failure is recorded on the job (`error`,
         `error_code`) and raised as `fh.ProviderError`.
+
+        >>> job.submit(max_cost=20.0)  # doctest: +SKIP
         """
         rec = self.record
         if rec is not None and rec.provider_job_id:
@@ -284,6 +317,8 @@ class TuningJob:
         report = self.validate()
         if not report.ok:
             raise ValidationError(report)
+        if max_cost is not None:
+            self._within(max_cost)
         backend = self.backend
         prepared = self.prepare()
         if rec is None:
@@ -321,6 +356,27 @@ class TuningJob:
         )
         self._record_job(created)
         return self
+
+    def _within(self, max_cost: float) -> None:
+        """`CostLimitExceeded` when the estimated training cost is over `max_cost` or unknown."""
+        from finetune_hub.checks.cost import usd
+        from finetune_hub.errors import CostLimitExceeded
+
+        est = self.estimate_cost()
+        training = est.training
+        if training.usd is None:
+            raise CostLimitExceeded(
+                f"the training cost of {self.id} is unknown ({training.formula}), so "
+                f"submit(max_cost={max_cost:g}) refuses it; nothing was uploaded. Give the price "
+                "in the rules (docs/costs.md), or submit without max_cost",
+                est,
+            )
+        if training.usd > max_cost:
+            raise CostLimitExceeded(
+                f"the training of {self.id} is estimated at {usd(training.usd)} "
+                f"({training.formula}), over max_cost={usd(max_cost)}; nothing was uploaded",
+                est,
+            )
 
     def _upload(self, rec: JobRecord, prepared: PreparedJob) -> dict[str, DataRef]:
         from finetune_hub.checks.autoconvert import upload_copy
@@ -511,9 +567,18 @@ class TuningJob:
         return self._call("checkpoints", lambda: self.backend.checkpoints(pid))
 
     def cancel(self) -> JobStatus:
-        """Ask the provider to cancel; returns the state right after."""
+        """Ask the provider to cancel; returns the state right after. A job that has already
+        ended is not an error: its final state is returned (`succeeded`, `failed`,
+        `cancelled`), whether the store knew it or the provider refused the cancel for it."""
         pid = self._require_submitted()
-        self._call("cancel", lambda: self.backend.cancel(pid))
+        if self.status.is_terminal:
+            return self.status
+        try:
+            self._call("cancel", lambda: self.backend.cancel(pid))
+        except ProviderError as exc:
+            if exc.retryable or not self.refresh().is_terminal:
+                raise
+            return self.status  # it ended before the cancel arrived
         return self.refresh()
 
     def _require_submitted(self) -> str:

@@ -51,7 +51,9 @@ class AzureOpenAIDeployer(Deployer):
         prov = rules.provenance.get("hosting_usd_per_hour")
         return DeploymentCost(
             hourly_usd=rules.hosting_usd_per_hour.get(options.sku.lower()),
-            source=prov.source if prov else None,
+            source=(prov.source + ("" if prov.confirmed else f"; UNCONFIRMED: {prov.note}"))
+            if prov
+            else None,
             as_of=str(prov.as_of) if prov else None,
         )
 

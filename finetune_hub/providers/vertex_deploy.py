@@ -17,13 +17,10 @@ from typing import Any
 
 from finetune_hub.errors import ProviderError, UnsupportedOperation
 from finetune_hub.providers.base import Deployer, DeploymentCost, DeploymentInfo, DeployOptions
-from finetune_hub.providers.vertex_rlhf import PRICE_AS_OF, PRICE_SOURCE
 from finetune_hub.status import DeploymentStatus, StateMap
 
 DEPLOYMENT_LABEL = "finetune-hub-deployment"
 TUNED_GEMINI_LABEL = "google-vertex-llm-tuning-base-model-id"
-#: machine type -> USD per node-hour, where a source gives one (see PRICE_SOURCE).
-HOURLY_USD = {"a2-ultragpu-8g": 45.80}
 _D = DeploymentStatus
 ENDPOINT_STATES = {"DEPLOYED": _D.READY, "UNDEPLOYED": _D.DELETED}
 
@@ -169,16 +166,27 @@ class VertexEndpointDeployer(Deployer):
         return self.backend.connection
 
     def cost(self, model: str, options: VertexEndpointOptions) -> DeploymentCost:
-        self._refuse_gemini(model)  # before anything is confirmed or recorded
-        price = HOURLY_USD.get(options.machine_type)
+        """Node-hours × the machine's rate from rules/vertex.toml (`machine_usd_per_hour`).
+        A tuned Gemini model is refused here, before anything is confirmed or recorded; a
+        base model id (a cost estimate before the job) is not a model resource to look up."""
+        from finetune_hub.rules.catalog import default_catalog
+
+        if model.startswith("projects/"):
+            self._refuse_gemini(model)
+        values, prov = default_catalog().pricing(self.provider, None, "rlhf")
+        price = values.get("machine_usd_per_hour", {}).get(options.machine_type)
         if price is None:
             return DeploymentCost(
                 note=f"{options.min_replica_count} x {options.machine_type} node(s) bill by the "
                 "hour until undeployed, at a rate finetune_hub does not know (see Vertex AI "
                 "prediction pricing)"
             )
+        cited = prov["machine_usd_per_hour"]
+        flag = "" if cited.confirmed else f"; UNCONFIRMED: {cited.note}"
         return DeploymentCost(
-            hourly_usd=price * options.min_replica_count, source=PRICE_SOURCE, as_of=PRICE_AS_OF
+            hourly_usd=price * options.min_replica_count,
+            source=cited.source + flag,
+            as_of=cited.as_of.isoformat(),
         )
 
     def _refuse_gemini(self, model: str) -> None:

@@ -57,13 +57,23 @@ MACHINES = {
     "GPU": ("a2-ultragpu-8g", "8 x NVIDIA A100 80GB", "us-central1"),
     "TPU": ("cloud-tpu", "32 TPU v3 cores", "europe-west4"),
 }
-#: Hourly price of the tuning machine, where a source gives one.
-HOURLY_USD = {"GPU": 45.80}
-PRICE_SOURCE = (
-    "shared/provider-rules.md 3.5: 8 x A100 80GB about $45.80/h in us-central1 (a 2024 article; "
-    "UNCONFIRMED)"
-)
-PRICE_AS_OF = "2026-11-30"
+
+
+def pipeline_price(accelerator_type: str) -> tuple[float | None, str]:
+    """The pipeline's hourly machine rate for `accelerator_type` and its citation (source, read
+    date), from the rules data: `training_usd_per_hour` of the rlhf `[[pricing]]` entry in
+    rules/vertex.toml; (None, "") where no source gives one.
+
+    >>> pipeline_price("GPU")[0]
+    45.8
+    """
+    from finetune_hub.rules.catalog import default_catalog
+
+    values, prov = default_catalog().pricing("vertex", None, "rlhf")
+    rates = {k.lower(): v for k, v in values.get("training_usd_per_hour", {}).items()}
+    price = rates.get(accelerator_type.lower())
+    cited = prov["training_usd_per_hour"].cite() if "training_usd_per_hour" in prov else ""
+    return (None, "") if price is None else (float(price), cited)
 
 
 # -- the data sets ------------------------------------------------------------------------------
@@ -169,9 +179,9 @@ def _identical(path: str, line: int) -> Issue:
 def cost_issue(accelerator_type: str, confirmed: bool) -> Issue:
     """The pipeline's hourly machine cost, stated before it starts: an error until confirmed."""
     machine, what, region = MACHINES.get(accelerator_type.upper(), ("?", accelerator_type, "?"))
-    price = HOURLY_USD.get(accelerator_type.upper())
+    price, cited = pipeline_price(accelerator_type)
     rate = (
-        f"about ${price:.2f} per hour ({PRICE_SOURCE}, read {PRICE_AS_OF})"
+        f"about ${price:.2f} per hour ({cited})"
         if price is not None
         else "a rate finetune_hub does not know"
     )

@@ -4,8 +4,9 @@ The TOML layout is described in docs/rules.md. In short: `[provider]` (identity 
 `[blocks.NAME]` (reusable sets of limits, with `extends`), `[hyperparameters.SET.PARAM]`
 (hyperparameter specs, a set may `extends` another), `[generic]` (method -> block for models the
 rules do not list), `[[models]]` (id, aliases, status, lifecycle dates, method -> block),
-`[sources.KEY]` (title and URL of each page the facts come from) and `[hyperparameter_hints.NAME]`
-(what to say about names the backend does not take). Every block, set entry, hint and model
+`[sources.KEY]` (title and URL of each page the facts come from), `[hyperparameter_hints.NAME]`
+(what to say about names the backend does not take) and `[[pricing]]` (prices and how they are
+charged, each entry for some models and methods: docs/costs.md). Every block, set entry, hint and model
 carries `source` (source keys) and `as_of` (the date the source was read); `unconfirmed` is `true`
 or a list of the keys in that table that are UNCONFIRMED, and `note` says why.
 """
@@ -30,6 +31,7 @@ from finetune_hub.rules.lifecycle import lifecycle_notes
 from finetune_hub.rules.lifecycle import today as current_day
 from finetune_hub.rules.schema import (
     BLOCK_FIELDS,
+    PRICE_FIELDS,
     HyperparameterHint,
     HyperparameterSpec,
     Provenance,
@@ -48,6 +50,7 @@ _SECTIONS = frozenset(
         "hyperparameter_hints",
         "models",
         "sources",
+        "pricing",
     }
 )
 #: Model keys that describe its lifecycle; a provider-level key is the default for its models.
@@ -197,6 +200,9 @@ class Catalog:
                 model.get("overrides", {}),
                 self._provenance(provider, model, "overrides"),
             )
+        prices, price_prov = self.pricing(provider, model["id"] if model else None, method)
+        values.update(prices)
+        prov.update(price_prov)
         for key in ((provider, None, None), (provider, None, method)) + (
             ((provider, model["id"], None), (provider, model["id"], method)) if model else ()
         ):
@@ -288,6 +294,9 @@ class Catalog:
             out.append((f"hyperparameter_hints.{name}", self._provenance(provider, hint, None)))
         for model in data.get("models", []):
             out.append((f"model {model['id']}", self._provenance(provider, model, None)))
+        for n, entry in enumerate(data.get("pricing", [])):
+            scope = ", ".join(entry.get("models", []) + entry.get("methods", [])) or "all"
+            out.append((f"pricing[{n}] ({scope})", self._provenance(provider, entry, None)))
         for section, tables in data.items():  # provider-specific tables (prices, surfaces)
             if section in _SECTIONS or not isinstance(tables, dict):
                 continue
@@ -307,6 +316,37 @@ class Catalog:
             for where, prov in self.facts(p)
             if (day - prov.as_of).days > days
         ]
+
+    def pricing(
+        self, provider: str, model_id: str | None, method: str
+    ) -> tuple[dict[str, Any], dict[str, Provenance]]:
+        """The price fields of the `[[pricing]]` entries that apply to `model_id` (a canonical
+        id, or None for a model the rules do not list) and `method`, in file order: an entry
+        without `models` or `methods` applies to all, and a later entry replaces an earlier
+        one's fields. Each field keeps the provenance of the entry that set it.
+
+        >>> values, prov = Catalog().pricing("azure-openai", "gpt-4.1-2025-04-14", "sft")
+        >>> values["training_usd_per_1m_tokens"]["globalstandard"]
+        2.0
+        """
+        values: dict[str, Any] = {}
+        prov: dict[str, Provenance] = {}
+        for entry in self.provider_data(provider).get("pricing", []):
+            if "models" in entry and model_id not in entry["models"]:
+                continue
+            if "methods" in entry and method not in entry["methods"]:
+                continue
+            fields = {k: v for k, v in entry.items() if k not in _META | {"models", "methods"}}
+            unknown = set(fields) - PRICE_FIELDS
+            if unknown:
+                raise RulesError(
+                    f"{provider}: a [[pricing]] entry has unknown field(s) {sorted(unknown)}; "
+                    f"known: {', '.join(sorted(PRICE_FIELDS))}"
+                )
+            for key, value in fields.items():
+                values[key] = value
+                prov[key] = self._provenance(provider, entry, key)
+        return values, prov
 
     def model_ids(self, provider: str) -> list[str]:
         return [m["id"] for m in self.provider_data(provider).get("models", [])]
@@ -492,6 +532,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any], origin: str) -> None:
     for section in ("blocks", "hyperparameters", "generic", "sources", "hyperparameter_hints"):
         base.setdefault(section, {}).update(extra.get(section, {}))
     base.setdefault("provider", {}).update(extra.get("provider", {}))
+    base["pricing"] = base.get("pricing", []) + extra.get("pricing", [])  # later entries win
     new = {m["id"]: m for m in extra.get("models", [])}
     base["models"] = [m for m in base.get("models", []) if m["id"] not in new] + list(new.values())
 

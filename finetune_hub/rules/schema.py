@@ -138,6 +138,23 @@ class RoleRules(BaseModel):
     system_only_first: bool = True
 
 
+class ServingPlan(BaseModel):
+    """One way to serve a tuned model that a cost estimate prices: a serving mode of the
+    provider's registry entry (`kind`) with the deployment options to price it with, and how
+    long a commitment binds (`term_hours`, 0 when it can be deleted at any time).
+
+    >>> ServingPlan(kind="azure-deployment", label="Standard", options={"sku": "standard"}).kind
+    'azure-deployment'
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str
+    label: str = ""
+    options: dict[str, Any] = Field(default_factory=dict)
+    term_hours: int = 0
+
+
 class ResolvedRules(BaseModel):
     """All rules that apply to one (provider, base model, method), flattened.
 
@@ -202,6 +219,18 @@ class ResolvedRules(BaseModel):
     hosting_usd_per_hour: dict[str, float] = Field(
         default_factory=dict
     )  # deployment SKU (lower case) -> $/hour
+    # -- prices and pricing shape (docs/costs.md); a price that is absent is unknown ----------
+    training_billing: Literal["tokens", "hours", "free"] = "tokens"
+    training_usd_per_1m_tokens: dict[str, float] = Field(default_factory=dict)  # tier -> $
+    training_usd_per_hour: dict[str, float] = Field(default_factory=dict)  # tier -> $/hour
+    price_tier_option: str | None = None  # the job option that names the tier (training_type)
+    default_price_tier: str = "default"  # the tier when that option is not set
+    storage_billed: bool = False  # the provider bills each tuned model every month it is kept
+    storage_usd_per_month: float | None = None
+    machine_usd_per_hour: dict[str, float] = Field(default_factory=dict)  # serving machines
+    serving: list[ServingPlan] = Field(default_factory=list)  # deployment types to price
+    serving_note: str = ""  # how a tuned model is served when no deployment is priced
+    price_note: str = ""  # what else bills (grader tokens, teacher tokens, ...)
 
     hyperparameters: dict[str, HyperparameterSpec] = Field(default_factory=dict)
     provenance: dict[str, Provenance] = Field(default_factory=dict)
@@ -229,8 +258,7 @@ class ResolvedRules(BaseModel):
         how = f" {self.quota_help}" if self.quota_help else ""
         return (
             f"this is {self.provider_display_name}'s default account quota {name!r}, not a hard "
-            f"limit.{how} Then declare the raised value: quotas={{{field!r}: N}} "
-            f"(command line: --quota {field}=N)"
+            f"limit.{how} Then declare the raised value: quotas={{{field!r}: N}}"
         )
 
     def token_limit(self, batch_size: int | None = None) -> int | None:
@@ -267,3 +295,21 @@ BLOCK_FIELDS = frozenset(ResolvedRules.model_fields) - {
     "declared_quotas",
     "hyperparameter_hints",
 }
+
+#: Block fields that describe prices and how they are charged (`[[pricing]]` entries set them).
+PRICE_FIELDS = frozenset(
+    {
+        "hosting_usd_per_hour",
+        "training_billing",
+        "training_usd_per_1m_tokens",
+        "training_usd_per_hour",
+        "price_tier_option",
+        "default_price_tier",
+        "storage_billed",
+        "storage_usd_per_month",
+        "machine_usd_per_hour",
+        "serving",
+        "serving_note",
+        "price_note",
+    }
+)
