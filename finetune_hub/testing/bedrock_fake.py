@@ -111,6 +111,7 @@ class FakeBedrock:
         self.faults: list[Fault] = []
         self._progress: dict[str, _Progress] = {}
         self._lock = threading.Lock()
+        self._in_flight = 0
         self._server: Any = None
         self.url = ""
 
@@ -199,6 +200,11 @@ class FakeBedrock:
 
     def count(self, operation: str) -> int:
         return sum(1 for r in self.requests if r.operation == operation)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a request is still being answered (a slow fault's server side, say)."""
+        return self._in_flight > 0
 
     def s3_writes(self) -> list[Request]:
         """S3 PUT/POST requests (object and multipart uploads)."""
@@ -342,6 +348,15 @@ class FakeBedrock:
 
     # -- wsgi -------------------------------------------------------------------------------------
     def _middleware(self, app: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            with self._lock:
+                self._in_flight += 1
+            try:
+                return handle(environ, start_response)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+
         def handle(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             method = environ.get("REQUEST_METHOD", "GET")
             path = environ.get("PATH_INFO", "")
@@ -382,7 +397,7 @@ class FakeBedrock:
                 return self._drop(environ, req, start_response)
             return self._error(fault, service, req, start_response)
 
-        return handle
+        return counted
 
     @staticmethod
     def _drop(
