@@ -315,7 +315,13 @@ class OpenAIBackend(TuningBackend):
         return reply.choices[0].message.content or ""
 
     def delete_model(self, model: str) -> None:
-        self.call("delete_model", lambda: self.client.models.delete(model))
+        """Delete the tuned model; one already gone (404) is not an error, so a delete retried
+        after its answer was lost succeeds."""
+        try:
+            self.call("delete_model", lambda: self.client.models.delete(model))
+        except ProviderError as exc:
+            if exc.status_code != 404:
+                raise
 
     def tunable_models(self) -> list[str] | None:
         """None: OpenAI's public API has no call that lists what can be fine-tuned (`GET /models`
