@@ -55,7 +55,9 @@ def upload_jsonl(connection: Any, path: str, purpose: str, job_id: str) -> DataR
     bucket = connection.storage.bucket(bucket_name)
 
     def existing_matches() -> bool:
-        blob = connection.call("upload", lambda: bucket.get_blob(name, retry=None))
+        blob = connection.call(
+            "upload", lambda: bucket.get_blob(name, retry=None, timeout=connection.options.timeout)
+        )
         if blob is None:
             return False
         if blob.crc32c != local:
@@ -79,6 +81,7 @@ def upload_jsonl(connection: Any, path: str, purpose: str, job_id: str) -> DataR
                     if_generation_match=0,
                     checksum="crc32c",
                     retry=None,
+                    timeout=connection.options.timeout,
                 ),
             )
         except ProviderError as exc:
