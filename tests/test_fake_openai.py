@@ -440,3 +440,34 @@ def test_importing_the_fake_imports_no_sdk():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- retired models ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["gpt-3.5-turbo-0125", "babbage-002", "o4-mini-2025-04-16"])
+def test_retired_models_are_refused_as_openai_does(fake_openai, model):
+    """A shut-down base model: fine-tuning answers 400 model_not_available, chat 404
+    model_not_found ("has been deprecated"), in OpenAI's error shape."""
+    client = fake_openai.client()
+    file_id = upload(client)
+    with pytest.raises(openai.BadRequestError) as tuned:
+        client.fine_tuning.jobs.create(model=model, training_file=file_id)
+    error = tuned.value.body
+    assert tuned.value.status_code == 400 and error["code"] == "model_not_available"
+    assert error["param"] == "model" and error["type"] == "invalid_request_error"
+    with pytest.raises(openai.NotFoundError) as chatted:
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+    assert chatted.value.body["code"] == "model_not_found"
+    assert "has been deprecated" in chatted.value.body["message"]
+    assert model not in {m.id for m in client.models.list()}
+    assert fake_openai.jobs == {}
+
+
+def test_retired_models_can_be_accepted_again_and_azure_keeps_its_own_list(fake_azure_openai):
+    assert FakeOpenAI(retired={}).is_tunable("gpt-3.5-turbo-0125")
+    assert FakeOpenAI().retired["gpt-3.5-turbo-0125"] == "2026-10-23"
+    # Azure OpenAI still tunes o4-mini (its rules end training in 2027) and tunes Foundry's
+    # open models through the same API
+    assert fake_azure_openai.is_tunable("o4-mini-2025-04-16")
+    assert fake_azure_openai.is_tunable("gpt-oss-20b") and not FakeOpenAI().is_tunable("gpt-oss-20b")

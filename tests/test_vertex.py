@@ -271,3 +271,30 @@ def test_rlhf_preferences_go_to_gemini_preference_tuning_converted_on_upload(
     assert uploaded == expected.read_bytes()
     (body,) = creates(fake_vertex)
     assert "preferenceOptimizationSpec" in body
+
+
+# -- the fake refuses retired models as Vertex does ----------------------------------------------
+@pytest.mark.filterwarnings("ignore:The SDK's tuning implementation is experimental")
+@pytest.mark.parametrize("model", ["gemini-2.0-flash-001", "gemini-1.5-pro-002", "text-bison@002"])
+def test_the_fake_refuses_retired_models_as_vertex_does(fake_vertex, tmp_path, model):
+    """Tuning or calling a retired model answers 404 NOT_FOUND in Google's error shape; the real
+    google-genai raises it, and the backend turns it into a ProviderError."""
+    from google.genai import errors, types
+
+    client = fake_vertex.genai_client()
+    with pytest.raises(errors.ClientError) as tuned:
+        client.tunings.tune(
+            base_model=model,
+            training_dataset=types.TuningDataset(gcs_uri=f"gs://{fake_vertex.bucket}/t.jsonl"),
+        )
+    assert tuned.value.code == 404 and tuned.value.status == "NOT_FOUND"
+    assert f"publishers/google/models/{model}` was not found" in tuned.value.message
+    with pytest.raises(errors.ClientError) as called:
+        client.models.generate_content(model=model, contents="hi")
+    assert called.value.code == 404
+    assert fake_vertex.tuning_jobs == {}
+
+    backend = make_backend("vertex", fake_vertex.options)
+    with pytest.raises(fh.ProviderError) as err:
+        backend.chat(f"publishers/google/models/{model}", [{"role": "user", "content": "hi"}])
+    assert err.value.status_code == 404 and not err.value.retryable

@@ -46,6 +46,8 @@ from .openai_fake_wire import Ctx, IdMaker, WireError, check_access, openai_erro
 
 __all__ = [
     "DEFAULT_MODELS",
+    "FOUNDRY_OPEN_MODELS",
+    "RETIRED_MODELS",
     "REDACTED",
     "FakeAzureOpenAI",
     "FakeOpenAI",
@@ -74,6 +76,24 @@ DEFAULT_MODELS = frozenset(
         "gpt-3.5-turbo",
         "o4-mini",
     }
+)
+#: Base models OpenAI has shut down, with the date (finetune_hub's rules/openai.toml, read
+#: 2026-11-30): fine-tuning one answers 400 `model_not_available`, chatting with one 404
+#: `model_not_found` ("has been deprecated"), as the real API does. `FakeOpenAI(retired={})`
+#: accepts them again.
+RETIRED_MODELS = {
+    "babbage-002": "2026-09-28",
+    "davinci-002": "2026-09-28",
+    "gpt-3.5-turbo": "2026-10-23",
+    "gpt-3.5-turbo-0125": "2026-10-23",
+    "gpt-4.1-nano": "2026-10-23",
+    "gpt-4.1-nano-2025-04-14": "2026-10-23",
+    "o4-mini": "2026-10-23",
+    "o4-mini-2025-04-16": "2026-10-23",
+}
+#: Open models a Foundry resource fine-tunes through the Azure OpenAI API (Global training).
+FOUNDRY_OPEN_MODELS = frozenset(
+    {"gpt-oss-20b", "Qwen-32B", "Llama-3.3-70B-Instruct", "Ministral-3B"}
 )
 _SURFACES = (("/openai/v1/", "azure-v1"), ("/openai/", "azure"), ("/v1/", "openai"))
 _DATA_ROUTES = [
@@ -112,6 +132,9 @@ class FakeOpenAI:
 
     #: The key `client()` uses; any non-empty key is accepted unless `api_keys` is given.
     api_key = "sk-test-fake"
+    #: The catalogue and the shut-down models when the constructor is given none.
+    default_models: frozenset[str] = DEFAULT_MODELS
+    default_retired: dict[str, str] = RETIRED_MODELS
 
     def __init__(
         self,
@@ -122,6 +145,7 @@ class FakeOpenAI:
         file_processing_seconds: float = 0.0,
         deploy_seconds: float = 60.0,
         models: Iterable[str] | None = None,
+        retired: dict[str, str] | None = None,
         reply: Callable[[str, list[dict[str, Any]]], str] | None = None,
         api_keys: Iterable[str] | None = None,
         management_tokens: Iterable[str] | None = None,
@@ -140,7 +164,9 @@ class FakeOpenAI:
         self.auto_advance = auto_advance
         self.file_processing_seconds = file_processing_seconds
         self.deploy_seconds = deploy_seconds
-        self.models: set[str] = set(DEFAULT_MODELS if models is None else models)
+        self.models: set[str] = set(self.default_models if models is None else models)
+        #: shut-down base models (name -> date): refused for fine-tuning and chat
+        self.retired: dict[str, str] = dict(self.default_retired if retired is None else retired)
         self.reply = reply or openai_fake_routes.default_reply
         self.api_keys = None if api_keys is None else set(api_keys)
         self.management_tokens = None if management_tokens is None else set(management_tokens)
@@ -352,11 +378,15 @@ class FakeOpenAI:
     # --- model catalogue ----------------------------------------------------------------------
 
     def is_tunable(self, model: str) -> bool:
-        """Whether a fine-tuning job may start from `model`."""
+        """Whether a fine-tuning job may start from `model` (not from a shut-down base)."""
+        if jobs.base_model(model) in self.retired:
+            return False
         return model in self.models or model.startswith("ft:") or ".ft-" in model
 
     def is_servable(self, model: str) -> bool:
         """Whether chat/models answer for `model` (base models and live fine-tuned ones)."""
+        if model in self.retired:
+            return False
         return model in self.models or model in self.fine_tuned_models
 
     def is_deployable(self, name: str) -> bool:
@@ -395,6 +425,10 @@ class FakeAzureOpenAI(FakeOpenAI):
     """
 
     api_key = "azure-test-fake-key"
+    #: Azure's catalogue adds the open models Foundry resources tune with Global training; the
+    #: azure-openai rules name none of the catalogue's models as retired today.
+    default_models = DEFAULT_MODELS | FOUNDRY_OPEN_MODELS
+    default_retired: dict[str, str] = {}
     api_version = "2025-04-01-preview"
     management_api_version = "2024-10-01"
     #: Any non-empty Bearer token is accepted unless `management_tokens` is given.

@@ -256,6 +256,14 @@ def chat(ctx: Ctx, deployment: str | None = None) -> FakeResponse:
     model = body.get("model")
     if ctx.azure:
         model = serving_deployment(ctx, deployment or model)
+    elif isinstance(model, str) and model in ctx.fake.retired:
+        raise WireError.openai(
+            404,
+            f"The model `{model}` has been deprecated, learn more here: "
+            "https://platform.openai.com/docs/deprecations",
+            param="model",
+            code="model_not_found",
+        )
     elif not isinstance(model, str) or not ctx.fake.is_servable(model):
         raise WireError.openai(
             404,
@@ -328,7 +336,7 @@ def _model_object(ctx: Ctx, model_id: str) -> dict[str, Any]:
 
 
 def list_models(ctx: Ctx) -> FakeResponse:
-    names = [*sorted(ctx.fake.models), *ctx.fake.fine_tuned_models]
+    names = [*sorted(ctx.fake.models - set(ctx.fake.retired)), *ctx.fake.fine_tuned_models]
     data = [_model_object(ctx, n) for n in names]
     return ctx.ok({"object": "list", "data": data, "has_more": False})
 

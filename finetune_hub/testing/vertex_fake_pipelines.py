@@ -11,6 +11,10 @@ registers a model, `execution.metadata["output:model_resource_name"]`) and, with
 for text-bison only (as the template's `resolve_deploy_model` decides), deploy-llm-model (an
 endpoint, `output:endpoint_resource_name`). A `large_model_reference` in
 `fake.retired_models` (the PaLM models) fails in rlhf-preprocessor, as it would today.
+
+`RETIRED_MODELS` (rules/vertex.toml, read 2026-11-30): PaLM (2025-04-09), Gemini 1.5
+(2025-09-24) and Gemini 2.0 (2026-02-05, lite 2026-02-25). A tuning job on one answers 404
+NOT_FOUND ("Publisher Model ... was not found"), as generateContent on one does.
 """
 
 from __future__ import annotations
@@ -24,7 +28,21 @@ from .vertex_fake_wire import ApiError, Ctx, rfc3339, rpc_status
 __all__ = ["RETIRED_MODELS", "RLHF_TEMPLATE_NAME", "ROUTES", "PipelineJob"]
 
 RLHF_TEMPLATE_NAME = "rlhf-train-template"
-RETIRED_MODELS = frozenset({"text-bison@001", "text-bison@002", "chat-bison@001"})
+RETIRED_MODELS = frozenset(
+    {
+        "text-bison@001",
+        "text-bison@002",
+        "chat-bison@001",
+        "gemini-1.5-pro-002",
+        "gemini-1.5-pro",
+        "gemini-1.5-flash-002",
+        "gemini-1.5-flash",
+        "gemini-2.0-flash-001",
+        "gemini-2.0-flash",
+        "gemini-2.0-flash-lite-001",
+        "gemini-2.0-flash-lite",
+    }
+)
 DEFAULT_TASK_SECONDS = {
     "*": 60.0,
     "reward-model-trainer": 300.0,

@@ -351,7 +351,8 @@ def generate_on_endpoint(
 def generate_on_publisher(
     ctx: Ctx, project: str, location: str, version: str, publisher: str, model: str
 ) -> Any:
-    if model not in ctx.fake.models and model not in ctx.fake.serving_models:
+    known = model in ctx.fake.models or model in ctx.fake.serving_models
+    if not known or model in ctx.fake.retired_models:
         raise ApiError(
             404,
             f"Publisher Model `projects/{project}/locations/{location}/publishers/{publisher}"

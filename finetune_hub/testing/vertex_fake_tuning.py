@@ -27,13 +27,12 @@ TERMINAL = frozenset(
     {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"}
 )
 #: Base models the fake tunes with supervisedTuningSpec (provider-rules §3, audit 2026-11-30).
+#: Gemini 2.0 (retired 2026-02-05 / 2026-02-25) and 1.5 are in `RETIRED_MODELS` instead.
 TUNABLE_MODELS = frozenset(
     {
         "gemini-2.5-pro",
         "gemini-2.5-flash",
         "gemini-2.5-flash-lite",
-        "gemini-2.0-flash-001",
-        "gemini-2.0-flash-lite-001",
         "gemini-3.5-flash",
         "gemini-3.1-flash-lite",
     }
@@ -336,6 +335,14 @@ def _steps(stats: dict[str, Any]) -> int:
 
 def create(ctx: Ctx, project: str, location: str, version: str) -> Any:
     fake = ctx.fake
+    base = str(ctx.body().get("baseModel") or "")
+    if base.removeprefix("publishers/google/models/") in fake.retired_models:
+        raise ApiError(  # a retired model is gone: Vertex answers as for any unknown model
+            404,
+            f"Publisher Model `projects/{project}/locations/{location}/publishers/google/models/"
+            f"{base.removeprefix('publishers/google/models/')}` was not found or your project "
+            "does not have access to it.",
+        )
     body, spec_key = _normalise(ctx.body(), fake)
     parent = fake.parent(project, location)
     job_id = fake.new_id()
