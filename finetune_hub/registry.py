@@ -91,7 +91,11 @@ BUILTIN: tuple[ProviderEntry, ...] = (
         extra="azure",
         rules="azure_foundry.toml",
         backend=f"{_P}.azure_foundry:AzureFoundryBackend",
-        deployers={"serverless": f"{_P}.azure_foundry_deploy:ServerlessEndpointDeployer"},
+        deployers={
+            "serverless": f"{_P}.azure_foundry_deploy:ServerlessEndpointDeployer",
+            # models tuned through a Foundry resource's OpenAI-compatible API
+            "globalstandard": f"{_P}.azure_foundry_deploy:FoundryOpenAIDeployer",
+        },
     ),
     ProviderEntry(
         name="bedrock",

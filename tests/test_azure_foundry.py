@@ -251,12 +251,19 @@ def test_retired_models_are_refused_with_date_and_replacement(
     assert fake.requests == []
 
 
-def test_models_of_the_openai_surface_point_to_azure_openai(fake_azure_foundry, store, data):
+def test_models_of_the_openai_surface_need_the_resource_endpoint(
+    fake_azure_foundry, store, data, monkeypatch
+):
+    """gpt-oss-20b is tuned through a Foundry resource's OpenAI-compatible API (the rules'
+    surface for it; tests/test_azure_foundry_openai.py runs it): a hub project's options alone
+    are not enough, and validation names what is missing before anything is sent."""
+    monkeypatch.delenv("AZURE_OPENAI_ENDPOINT", raising=False)
     fake = fake_azure_foundry
     job = make_job(fake, store, data, base_model="gpt-oss-20b", hyperparameters={})
     report = job.validate()
-    (issue,) = [e for e in report.errors if e.code == "wrong_surface"]
-    assert "provider='azure-openai'" in issue.message
+    (issue,) = [e for e in report.errors if e.code == "missing_option"]
+    assert "OpenAI-compatible fine-tuning API" in issue.message
+    assert "endpoint (or AZURE_OPENAI_ENDPOINT)" in issue.message
     assert fake.requests == []
 
 

@@ -150,8 +150,28 @@ class AzureFoundryHarness(Harness):
         self.fake.phases = (("Running", 10.0**9),)
 
 
+class AzureFoundryOpenAIHarness(OpenAIHarness):
+    """azure-foundry on a Foundry resource's OpenAI-compatible API (the rules' surface for
+    gpt-oss-20b), served from a GlobalStandard deployment."""
+
+    provider, base_model, deploys = "azure-foundry", "gpt-oss-20b", True
+    deploy_kind = "globalstandard"
+
+    def options(self) -> dict[str, Any]:
+        fake = self.fake
+        return {
+            "endpoint": fake.server.azure_endpoint,
+            "api_key": fake.api_key,
+            "management_token": fake.management_token,
+            "subscription_id": fake.subscription_id,
+            "resource_group": fake.resource_group,
+            "account_name": fake.account,
+        }
+
+
 HARNESSES = {
     "azure-foundry": ("fake_azure_foundry", AzureFoundryHarness),
+    "azure-foundry-openai": ("fake_azure_openai", AzureFoundryOpenAIHarness),
     "fake": ("fake_provider", FakeHarness),
     "bedrock": ("fake_bedrock", BedrockHarness),
     "openai": ("fake_openai", OpenAIHarness),

@@ -400,11 +400,15 @@ def test_azure_foundry():
     (retired,) = notes
     assert retired.code == "model_shutdown" and retired.is_error
     assert "2026-08-31" in retired.message and "tsuzumi2" in retired.message
+    surfaces = Catalog().provider_data("azure-foundry")["foundry_models"]
     for model in Catalog().models("azure-foundry"):
         for method in model["methods"]:
             rules, _ = resolve("azure-foundry", model["id"], method)
             assert rules.validation == "optional"  # the service takes jobs without one
-            assert all(spec.wire == "string" for spec in rules.hyperparameters.values())
+            # a hub project's job takes strings; the OpenAI-compatible API takes numbers
+            surface = surfaces.get(model["id"], {}).get("surface", "azure-ai-ml")
+            wire = "native" if surface == "openai" else "string"
+            assert all(spec.wire == wire for spec in rules.hyperparameters.values()), model
     llama, notes = resolve("azure-foundry", "Meta-Llama-3.1-8B-Instruct", "sft")
     assert llama.hyperparameters["epochs"].provider_name == "num_train_epochs"
     assert llama.hyperparameters["batch_size"].provider_name == "per_device_train_batch_size"

@@ -1,7 +1,16 @@
-"""Azure AI Foundry fine-tuning of catalog models (Phi, Ministral, tsuzumi, ...) in a hub-based
-project, through azure-ai-ml: upload to the project's datastore, a marketplace subscription for
-non-Microsoft models, a fine-tuning job, and a serverless endpoint per tuned model
-(azure_foundry_deploy.py), billed by the hour while it exists.
+"""Azure AI Foundry fine-tuning of catalog models, on the surface the rules name per model
+(`surface` in `[foundry_models."<model>"]`, azure_foundry_surfaces.py):
+
+- Phi, Ministral, tsuzumi, ... in a hub-based project, through azure-ai-ml (`HubProjectBackend`):
+  upload to the project's datastore, a marketplace subscription for non-Microsoft models, a
+  fine-tuning job, and a serverless endpoint per tuned model (azure_foundry_deploy.py), billed by
+  the hour while it exists.
+- gpt-oss-20b, Qwen-32B, Llama-3.3-70B-Instruct on a Foundry resource, through its
+  OpenAI-compatible fine-tuning API (an `AzureOpenAIBackend`, by composition) with Global
+  training, served from a GlobalStandard deployment.
+
+`AzureFoundryBackend` picks the surface of each job from its model, and of each provider job id
+and tuned model id from the surface that owns it.
 
 Connection: options `subscription_id`, `resource_group`, `workspace` (the project), `credential`
 (an azure-identity credential; `DefaultAzureCredential` when not given) and `transport` (an
@@ -10,9 +19,10 @@ variables `AZURE_SUBSCRIPTION_ID`, `AZURE_RESOURCE_GROUP`, `AZURE_ML_WORKSPACE`.
 `model_version` (default: the registry's latest), `registry` (for a model the rules do not
 place), `experiment_name`. SDK retries are off (`retry_total=0`): the job layer retries.
 
-Models that Foundry tunes through its OpenAI-compatible API instead (gpt-oss-20b, Qwen-32B,
-Llama-3.3-70B-Instruct: `surface = "openai"` in the rules) are refused here with the provider to
-use (`azure-openai` on the Foundry resource's endpoint).
+OpenAI-compatible surface: options `endpoint` (the resource's, `AZURE_OPENAI_ENDPOINT`),
+`api_key` or `credential`, `api_version`, `training_type` (default from the rules:
+GlobalStandard), and for deployments `subscription_id`, `resource_group`, `account_name` (the
+Foundry resource), `management_url`, `management_token`.
 """
 
 from __future__ import annotations
@@ -20,6 +30,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import SecretStr
 
 from finetune_hub.errors import ProviderError
 from finetune_hub.issues import Issue
@@ -31,12 +43,14 @@ from finetune_hub.providers.azure_foundry_history import (
     run_events,
 )
 from finetune_hub.providers.azure_foundry_models import (
+    SURFACE_ML,
     SURFACE_OPENAI,
     FoundryModel,
     job_name,
     output_model_name,
     subscription_name,
 )
+from finetune_hub.providers.azure_foundry_surfaces import OpenAICompatible, Surface
 from finetune_hub.providers.azure_foundry_upload import upload_file
 from finetune_hub.providers.base import (
     Capability,
@@ -47,6 +61,7 @@ from finetune_hub.providers.base import (
     ProviderOptions,
     TuningBackend,
 )
+from finetune_hub.providers.openai import OPENAI_STATES  # the "azure" extra includes openai
 from finetune_hub.status import JobEvent, JobStatus, MetricPoint, StateMap
 
 __all__ = [
@@ -54,6 +69,7 @@ __all__ = [
     "AzureFoundryBackend",
     "AzureFoundryConnection",
     "AzureFoundryOptions",
+    "HubProjectBackend",
 ]
 
 JOB_ID_TAG = "finetune_hub_job_id"
@@ -94,6 +110,14 @@ class AzureFoundryOptions(ProviderOptions):
     model_version: str | None = None
     registry: str | None = None
     experiment_name: str = "finetune-hub"
+    # the OpenAI-compatible surface of a Foundry resource (models with surface "openai")
+    endpoint: str | None = None
+    api_key: SecretStr | None = None
+    api_version: str | None = None
+    account_name: str | None = None
+    management_url: str | None = None
+    management_token: SecretStr | None = None
+    training_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -204,11 +228,19 @@ class AzureFoundryConnection(Connection):
 
     def credentials_source(self) -> dict[str, str]:
         cred = self.options.credential
-        return {"azure": f"azure-identity:{type(cred).__name__}" if cred else "default-chain"}
+        found = {"azure": f"azure-identity:{type(cred).__name__}" if cred else "default-chain"}
+        if self.options.api_key is not None:  # the OpenAI-compatible surface's resource key
+            found["api_key"] = "explicit"
+        elif os.environ.get("AZURE_OPENAI_API_KEY") and self.options.endpoint:
+            found["api_key"] = "env:AZURE_OPENAI_API_KEY"
+        return found
 
     def stored_options(self) -> dict[str, Any]:
         keys = ("subscription_id", "resource_group", "workspace", "model_version", "registry")
         kept = {k: self.opt(k) for k in keys if self.opt(k) is not None}
+        for key in ("endpoint", "api_version", "account_name", "management_url", "training_type"):
+            if getattr(self.options, key) is not None:
+                kept[key] = getattr(self.options, key)
         if "experiment_name" in self.options.model_fields_set:
             kept["experiment_name"] = self.options.experiment_name
         return kept
@@ -280,8 +312,9 @@ def translate_azure_error(
     return None
 
 
-class AzureFoundryBackend(TuningBackend):
-    """Azure AI Foundry (hub-based project): azure-ai-ml fine-tuning jobs of catalog models.
+class HubProjectBackend(TuningBackend):
+    """Azure AI Foundry (hub-based project): azure-ai-ml fine-tuning jobs of catalog models, the
+    `azure-ai-ml` surface of `AzureFoundryBackend`.
 
     A tuned model is served through a serverless endpoint: `model.deploy(confirm_cost=True)`.
     """
@@ -316,17 +349,7 @@ class AzureFoundryBackend(TuningBackend):
                 )
             )
         model = FoundryModel.of(job.model_id)
-        if model.surface == SURFACE_OPENAI:
-            issues.append(
-                Issue(
-                    code="wrong_surface",
-                    field="base_model",
-                    message=f"{model.name} is fine-tuned on Foundry resources through the "
-                    "OpenAI-compatible API, not in a hub project: use provider='azure-openai' "
-                    "with the resource's endpoint (see docs/providers/azure-foundry.md)",
-                )
-            )
-        elif not (self.options.registry or model.registry):
+        if not (self.options.registry or model.registry):
             issues.append(
                 Issue(
                     code="unknown_registry",
@@ -478,13 +501,6 @@ class AzureFoundryBackend(TuningBackend):
         raw = self.call("metrics", lambda: self.connection.history.metrics(provider_job_id))
         return metric_points(raw)
 
-    def tunable_models(self) -> list[str] | None:
-        """Catalog models the rules say a hub project can fine-tune today (not retired)."""
-        from finetune_hub.rules import default_catalog
-
-        table = default_catalog().provider_data(self.name).get("foundry_models", {})
-        return [name for name, entry in table.items() if entry.get("surface") != SURFACE_OPENAI]
-
 
 def _raw(job: Any, raw_status: str) -> dict[str, Any]:
     """The job's main fields as plain data (the entity's own dump is slow and noisy)."""
@@ -503,3 +519,138 @@ def _raw(job: Any, raw_status: str) -> dict[str, Any]:
 
 def _version_key(version: str) -> tuple[int, str]:
     return (int(version), "") if version.isdigit() else (-1, version)
+
+
+# -- the surfaces and the backend that picks one --------------------------------------------------
+class HubProject(Surface):
+    """A hub-based project's fine-tuning jobs through azure-ai-ml (`HubProjectBackend`); it owns
+    every job id and model id no other surface claims."""
+
+    name = SURFACE_ML
+    deployer = "serverless"
+    what = "a hub-based project (azure-ai-ml)"
+
+    @classmethod
+    def owns_job(cls, provider_job_id: str) -> bool:
+        return True
+
+    def make_backend(self) -> TuningBackend:
+        return HubProjectBackend(self.connection)
+
+    def check(self, job: PreparedJob) -> list[Issue]:
+        return self.backend.check(job)  # names its own missing options
+
+    def missing(self) -> list[str]:
+        return [f"{k} (or {_ENV[k]})" for k in self.connection.missing()]
+
+
+#: surface name (the rules' `surface` value) -> its class; the first that owns an id wins
+SURFACES: dict[str, type[Surface]] = {SURFACE_OPENAI: OpenAICompatible, SURFACE_ML: HubProject}
+
+
+class AzureFoundryBackend(TuningBackend):
+    """Azure AI Foundry: each job runs on the surface the rules name for its model (a hub
+    project through azure-ai-ml, or a Foundry resource's OpenAI-compatible API); the backend
+    hands each call to that surface's backend.
+
+    >>> from finetune_hub.providers.azure_foundry_models import FoundryModel
+    >>> FoundryModel.of("gpt-oss-20b").surface, FoundryModel.of("Phi-4").surface
+    ('openai', 'azure-ai-ml')
+    """
+
+    name = "azure-foundry"
+    display_name = "Azure AI Foundry"
+    capabilities = HubProjectBackend.capabilities | {Capability.CHECKPOINTS}
+    state_map = StateMap("azure-foundry", {**AZURE_ML_STATES, **OPENAI_STATES})
+    connection_class = AzureFoundryConnection
+
+    def __init__(self, connection: AzureFoundryConnection) -> None:
+        super().__init__(connection)
+        self._surfaces: dict[str, Surface] = {}
+        self._job_surface: dict[str, str] = {}  # local job id -> surface, learnt from its model
+
+    # -- which surface ---------------------------------------------------------------------------
+    def surface(self, name: str) -> Surface:
+        if name not in self._surfaces:
+            self._surfaces[name] = SURFACES[name](self.connection)
+        return self._surfaces[name]
+
+    def surface_for_model(self, model_id: str) -> Surface:
+        """The surface of a base model (from the rules) or of a tuned model (from its base)."""
+        for name, cls in SURFACES.items():
+            if cls.owns_model(model_id):
+                return self.surface(name)
+        return self.surface(SURFACE_ML)
+
+    def surface_for_job(self, provider_job_id: str) -> Surface:
+        name = next(n for n, cls in SURFACES.items() if cls.owns_job(provider_job_id))
+        return self.surface(name)
+
+    @property
+    def hub(self) -> HubProjectBackend:
+        """The hub project's backend (marketplace subscriptions, workspace facts)."""
+        return self.surface(SURFACE_ML).backend  # type: ignore[return-value]
+
+    def ensure_subscription(self, model: FoundryModel, registry: str | None = None) -> None:
+        self.hub.ensure_subscription(model, registry)
+
+    # -- the contract, handed on -----------------------------------------------------------------
+    def check(self, job: PreparedJob) -> list[Issue]:
+        surface = self.surface_for_model(job.model_id)
+        self._job_surface[job.job_id] = surface.name
+        return surface.check(job)
+
+    def _for_local(self, job_id: str) -> list[Surface]:
+        known = self._job_surface.get(job_id)
+        if known is not None:
+            return [self.surface(known)]
+        return [self.surface(n) for n in SURFACES if self.surface(n).configured()] or [
+            self.surface(SURFACE_ML)
+        ]
+
+    def upload(self, path: str, purpose: str, job_id: str) -> DataRef:
+        return self._for_local(job_id)[0].backend.upload(path, purpose, job_id)
+
+    def find(self, job_id: str) -> ProviderJob | None:
+        for surface in self._for_local(job_id):
+            found = surface.backend.find(job_id)
+            if found is not None:
+                return found
+        return None
+
+    def create(self, job: PreparedJob, refs: dict[str, DataRef]) -> ProviderJob:
+        surface = self.surface_for_model(job.model_id)
+        self._job_surface[job.job_id] = surface.name
+        return surface.backend.create(job, refs)
+
+    def get(self, provider_job_id: str) -> ProviderJob:
+        return self.surface_for_job(provider_job_id).backend.get(provider_job_id)
+
+    def cancel(self, provider_job_id: str) -> None:
+        self.surface_for_job(provider_job_id).backend.cancel(provider_job_id)
+
+    def events(self, provider_job_id: str, after: str | None = None) -> list[JobEvent]:
+        return self.surface_for_job(provider_job_id).backend.events(provider_job_id, after)
+
+    def metrics(self, provider_job_id: str) -> list[MetricPoint]:
+        return self.surface_for_job(provider_job_id).backend.metrics(provider_job_id)
+
+    def checkpoints(self, provider_job_id: str) -> list[Any]:
+        return self.surface_for_job(provider_job_id).backend.checkpoints(provider_job_id)
+
+    def chat(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> str:
+        surface = self.surface_for_model(model)
+        raise self.unsupported(
+            f"chat without a deployment: {model} is served from a {surface.deployer} "
+            f"deployment (model.deploy({surface.deployer!r}, confirm_cost=True), then chat "
+            "with it)"
+        )
+
+    def delete_model(self, model: str) -> None:
+        self.surface_for_model(model).backend.delete_model(model)
+
+    def tunable_models(self) -> list[str] | None:
+        """Catalog models the rules say Foundry can fine-tune today, on either surface."""
+        from finetune_hub.rules import default_catalog
+
+        return list(default_catalog().provider_data(self.name).get("foundry_models", {}))

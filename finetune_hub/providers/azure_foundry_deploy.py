@@ -7,19 +7,37 @@ has accepted them (`Deployment.wait_ready()` follows the creation).
 
 Chat goes to `{scoring_uri}/v1/chat/completions` with the endpoint's primary key, fetched
 (`listKeys`) for each call and never stored.
+
+Models tuned through a Foundry resource's OpenAI-compatible API (gpt-oss-20b, Qwen-32B,
+Llama-3.3-70B-Instruct) are served from a GlobalStandard deployment on that resource instead:
+`FoundryOpenAIDeployer` (kind `globalstandard`), the Azure OpenAI deployer by composition, its
+SKU from the rules (`[foundry_surfaces.openai] deployment_sku`) and its hourly price from
+`hosting_usd_per_hour.globalstandard` of the model's `[foundry_models]` entry, "unknown" where
+no source gives one. Each deployer refuses a model of the other surface, naming the kind to use.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from finetune_hub.errors import ProviderError
-from finetune_hub.providers.azure_foundry_models import FoundryModel, base_of_output, registry_model
+from finetune_hub.errors import ProviderError, UnsupportedOperation
+from finetune_hub.providers.azure_foundry_models import (
+    SURFACE_OPENAI,
+    FoundryModel,
+    base_of_output,
+    registry_model,
+)
+from finetune_hub.providers.azure_foundry_surfaces import surface_facts, tuned_base
+from finetune_hub.providers.azure_openai_deploy import (
+    PROVISIONING_STATES,
+    AzureOpenAIDeployer,
+    AzureOpenAIDeployOptions,
+)
 from finetune_hub.providers.base import Deployer, DeploymentCost, DeploymentInfo, DeployOptions
 from finetune_hub.providers.openai import chat_args
 from finetune_hub.status import DeploymentStatus, StateMap
 
-__all__ = ["SERVERLESS_STATES", "ServerlessEndpointDeployer"]
+__all__ = ["FoundryOpenAIDeployer", "SERVERLESS_STATES", "ServerlessEndpointDeployer"]
 
 _D = DeploymentStatus
 #: `provisioning_state` as azure-ai-ml reports it (snake case) and as ARM sends it
@@ -65,6 +83,7 @@ class ServerlessEndpointDeployer(Deployer):
         return self.backend.connection.ml
 
     def cost(self, model: str, options: DeployOptions) -> DeploymentCost:
+        refuse_other_surface(self, model)
         if registry_model(model) is not None:
             return DeploymentCost(
                 hourly_usd=0.0,
@@ -91,6 +110,7 @@ class ServerlessEndpointDeployer(Deployer):
     def create(self, model: str, name: str, options: DeployOptions) -> DeploymentInfo:
         from azure.ai.ml.entities import ServerlessEndpoint
 
+        refuse_other_surface(self, model)
         base = base_of_output(model)
         facts = FoundryModel.of(base) if base else None
         if facts is not None and facts.marketplace:
@@ -167,3 +187,82 @@ class ServerlessEndpointDeployer(Deployer):
                 "model_id": getattr(endpoint, "model_id", None),
             },
         )
+
+
+def refuse_other_surface(deployer: Deployer, model: str) -> None:
+    """`UnsupportedOperation` naming the serving mode to use when `model` was tuned on a surface
+    whose models `deployer` does not serve."""
+    surface = deployer.backend.surface_for_model(model)
+    if surface.deployer != deployer.kind:
+        raise UnsupportedOperation(
+            f"{model} was tuned through {surface.what}, which a {deployer.display_name} does "
+            f"not serve: deploy it with model.deploy({surface.deployer!r}, confirm_cost=True)"
+        )
+
+
+class FoundryOpenAIDeployOptions(DeployOptions):
+    """`sku` (default: the rules' SKU for the surface, GlobalStandard), `capacity`, `version`."""
+
+    sku: str | None = None
+    capacity: int = 1
+    version: str = "1"
+
+
+class FoundryOpenAIDeployer(Deployer):
+    """A GlobalStandard deployment of a model tuned through a Foundry resource's
+    OpenAI-compatible API: `AzureOpenAIDeployer` on that surface's connection (management API
+    for the deployment, the data plane for chat)."""
+
+    kind = "globalstandard"
+    display_name = "Azure AI Foundry GlobalStandard deployment (OpenAI-compatible)"
+    state_map = StateMap("azure-foundry globalstandard deployment", PROVISIONING_STATES)
+    Options = FoundryOpenAIDeployOptions
+
+    def __init__(self, backend: Any) -> None:
+        super().__init__(backend)
+        self._inner: AzureOpenAIDeployer | None = None
+
+    @property
+    def inner(self) -> AzureOpenAIDeployer:
+        """The Azure OpenAI deployer on the OpenAI-compatible surface's backend."""
+        if self._inner is None:
+            self._inner = AzureOpenAIDeployer(self.backend.surface(SURFACE_OPENAI).backend)
+        return self._inner
+
+    def _options(self, options: DeployOptions) -> AzureOpenAIDeployOptions:
+        sku = options.sku or surface_facts(SURFACE_OPENAI).get("deployment_sku", "GlobalStandard")
+        return AzureOpenAIDeployOptions(sku=sku, capacity=options.capacity, version=options.version)
+
+    def cost(self, model: str, options: DeployOptions) -> DeploymentCost:
+        refuse_other_surface(self, model)
+        facts = FoundryModel.of(tuned_base(model))
+        sku = self._options(options).sku.lower()
+        price = (facts.raw.get("hosting_usd_per_hour") or {}).get(sku)
+        if price is None:
+            read = f"; rules read {facts.as_of}" if facts.as_of else ""
+            return DeploymentCost(
+                hourly_usd=None,
+                note=f"a {sku} deployment of a fine-tuned {facts.name} bills by the hour while it "
+                f"exists, plus tokens, at a rate unknown to finetune_hub (no source it knows "
+                f"states it{read})",
+                source=facts.source or None,
+                as_of=facts.as_of or None,
+            )
+        return DeploymentCost(hourly_usd=float(price), source=facts.source, as_of=facts.as_of)
+
+    def create(self, model: str, name: str, options: DeployOptions) -> DeploymentInfo:
+        refuse_other_surface(self, model)
+        return self._mine(self.inner.create(model, name, self._options(options)))
+
+    def get(self, name: str, options: DeployOptions) -> DeploymentInfo | None:
+        found = self.inner.get(name, self._options(options))
+        return self._mine(found) if found is not None else None
+
+    def chat(self, info: DeploymentInfo, messages: list[dict[str, Any]], **kwargs: Any) -> str:
+        return self.inner.chat(info, messages, **kwargs)
+
+    def delete(self, name: str, options: DeployOptions) -> None:
+        self.inner.delete(name, self._options(options))
+
+    def _mine(self, info: DeploymentInfo) -> DeploymentInfo:
+        return info.model_copy(update={"kind": self.kind})
