@@ -60,8 +60,11 @@ def add_job_commands(sub: Any) -> None:
         p.add_argument("--home")
         p.add_argument("--json", action="store_true", help="print the result as JSON")
         if name == "watch":
+            from finetune_hub.cli.guardrails import add_watch_flags
+
             p.add_argument("--timeout", type=float)
             p.add_argument("--poll-interval", type=float, default=10.0)
+            add_watch_flags(p)
         p.set_defaults(handler=handler, json_native=name != "watch")
 
     p = sub.add_parser("deploy", help="deploy a job's tuned model (states the hourly cost first)")
@@ -196,7 +199,9 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_watch(args: argparse.Namespace, console: Console) -> int:
-    return _follow(_attach(args), console, timeout=args.timeout, poll_interval=args.poll_interval)
+    from finetune_hub.cli.guardrails import watch_job
+
+    return watch_job(_attach(args), console, args)
 
 
 def cmd_events(args: argparse.Namespace, console: Console) -> int:

@@ -118,17 +118,20 @@ def cmd_jobs(args: argparse.Namespace, console: Console) -> int:
         ]
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return EXIT_OK
+    from finetune_hub.jobs.guardrails import guardrail_mark
+
     now = dt.datetime.now(dt.UTC)
     table = new_table(
         "job", "provider", "base model", "status", "age", "updated", "provider job", "model",
         "latest event",
     )  # fmt: skip
     for r in records:
+        mark = guardrail_mark(r, now=now)
         table.add_row(
             r.id,
             r.provider,
             r.base_model,
-            r.status.value,
+            r.status.value + (f" ({mark})" if mark else ""),
             duration(now - r.created_at),
             duration(now - r.updated_at) + " ago",
             r.provider_job_id or "",

@@ -301,23 +301,35 @@ class TuningJob:
             report=report,
         )
 
-    def submit(self, *, max_cost: float | None = None) -> TuningJob:
+    def submit(
+        self,
+        *,
+        max_cost: float | None = None,
+        max_duration: float | dt.timedelta | None = None,
+    ) -> TuningJob:
         """Validate, upload and create the job. Refuses bad data (`fh.ValidationError` with the
         report) before anything is uploaded. With `max_cost` (USD), refuses a job whose
         estimated training cost is over it, or cannot be estimated (`fh.CostLimitExceeded`),
         also before anything is uploaded. Idempotent: calling it again, or after a crash, never
         creates a second provider job. A provider failure is recorded on the job (`error`,
-        `error_code`) and raised as `fh.ProviderError`.
+        `error_code`) and raised as `fh.ProviderError`. `max_duration` (seconds or a timedelta)
+        is the job's time budget, recorded on it: `wait(on_stall="cancel")` cancels a job over
+        it (docs/guardrails.md).
 
-        >>> job.submit(max_cost=20.0)  # doctest: +SKIP
+        >>> job.submit(max_cost=20.0, max_duration=4 * 3600)  # doctest: +SKIP
         """
         rec = self.record
         if rec is not None and rec.provider_job_id:
             return self
         report = self.validate()
         if not report.ok:
+        from finetune_hub.jobs.guardrails import record_budget, seconds
+
+        budget = seconds(max_duration, "max_duration")
             raise ValidationError(report)
         if max_cost is not None:
+            if budget is not None:
+                record_budget(self, budget)
             self._within(max_cost)
         backend = self.backend
         prepared = self.prepare()
@@ -360,6 +372,8 @@ class TuningJob:
     def _within(self, max_cost: float) -> None:
         """`CostLimitExceeded` when the estimated training cost is over `max_cost` or unknown."""
         from finetune_hub.checks.cost import usd
+        if budget is not None:
+            record_budget(self, budget)
         from finetune_hub.errors import CostLimitExceeded
 
         est = self.estimate_cost()
@@ -451,15 +465,24 @@ class TuningJob:
         """Poll until the job ends; return the `TunedModel` or raise `fh.JobFailed` with the
         provider's message. Non-terminal states (validating, queued, pending, paused) never end
         the wait. Polls back off (x1.5, with jitter) from `poll_interval` to `max_interval`.
-        `timeout` raises `fh.WaitTimeout`; the job itself goes on.
+        `timeout` raises `fh.WaitTimeout`; the job itself goes on. A job with no state change
+        and no new event for `stall_after` seconds (default: the provider's, from the rules) is
+        reported stalled; `on_stall="cancel"` cancels it, or a job over its `max_duration`,
+        and raises `fh.JobFailed` saying why and what the provider still charges for
+        (docs/guardrails.md).
+        on_stall: str = "warn",
+        stall_after: float | dt.timedelta | None = None,
         """
         backoff = Backoff(poll_interval, max_interval, self.backoff.factor, self.backoff.jitter)
         with Progress(self, enabled=progress) as bar:
             poll(
-                lambda: self._poll_once(bar),
+                lambda: watch(self._poll_once(bar)),
                 lambda s: s.is_terminal,
+        from finetune_hub.jobs.guardrails import StallWatch
+
                 backoff=backoff,
                 timeout=timeout,
+            watch = StallWatch(self, on_stall=on_stall, stall_after=stall_after, bar=bar)
                 sleep=self.sleep,
                 on_timeout=self._timeout(timeout),
             )
@@ -499,14 +522,19 @@ class TuningJob:
         bounds how many provider calls run at once across jobs (see `wait_all`).
 
         >>> model = await job.wait_async()  # doctest: +SKIP
+        on_stall: str = "warn",
+        stall_after: float | dt.timedelta | None = None,
         """
         backoff = Backoff(poll_interval, max_interval, self.backoff.factor, self.backoff.jitter)
 
         async def fetch() -> JobStatus:
             if gate is None:
-                return await asyncio.to_thread(self._poll_once)
+                return await asyncio.to_thread(lambda: watch(self._poll_once()))
+        from finetune_hub.jobs.guardrails import StallWatch
+
             async with gate:
-                return await asyncio.to_thread(self._poll_once)
+        watch = StallWatch(self, on_stall=on_stall, stall_after=stall_after)
+                return await asyncio.to_thread(lambda: watch(self._poll_once()))
 
         await poll_async(
             fetch,
