@@ -74,7 +74,11 @@ def test_gpt_oss_runs_on_the_openai_compatible_surface_with_its_names_and_types(
     job = make_job(fake, store)
     report = job.validate()
     assert report.ok, report.errors
-    assert report.hyperparameters == {"n_epochs": 2, "batch_size": 1, "learning_rate_multiplier": 0.5}
+    assert report.hyperparameters == {
+        "n_epochs": 2,
+        "batch_size": 1,
+        "learning_rate_multiplier": 0.5,
+    }
     job.submit()
     (body,) = creates(fake)
     assert body["model"] == OSS and body["suffix"] == "gozaru"

@@ -470,4 +470,5 @@ def test_retired_models_can_be_accepted_again_and_azure_keeps_its_own_list(fake_
     # Azure OpenAI still tunes o4-mini (its rules end training in 2027) and tunes Foundry's
     # open models through the same API
     assert fake_azure_openai.is_tunable("o4-mini-2025-04-16")
-    assert fake_azure_openai.is_tunable("gpt-oss-20b") and not FakeOpenAI().is_tunable("gpt-oss-20b")
+    assert fake_azure_openai.is_tunable("gpt-oss-20b")
+    assert not FakeOpenAI().is_tunable("gpt-oss-20b")
