@@ -318,18 +318,18 @@ class TuningJob:
 
         >>> job.submit(max_cost=20.0, max_duration=4 * 3600)  # doctest: +SKIP
         """
-        rec = self.record
-        if rec is not None and rec.provider_job_id:
-            return self
-        report = self.validate()
-        if not report.ok:
         from finetune_hub.jobs.guardrails import record_budget, seconds
 
         budget = seconds(max_duration, "max_duration")
-            raise ValidationError(report)
-        if max_cost is not None:
+        rec = self.record
+        if rec is not None and rec.provider_job_id:
             if budget is not None:
                 record_budget(self, budget)
+            return self
+        report = self.validate()
+        if not report.ok:
+            raise ValidationError(report)
+        if max_cost is not None:
             self._within(max_cost)
         backend = self.backend
         prepared = self.prepare()
@@ -367,13 +367,13 @@ class TuningJob:
             extra=extra,
         )
         self._record_job(created)
+        if budget is not None:
+            record_budget(self, budget)
         return self
 
     def _within(self, max_cost: float) -> None:
         """`CostLimitExceeded` when the estimated training cost is over `max_cost` or unknown."""
         from finetune_hub.checks.cost import usd
-        if budget is not None:
-            record_budget(self, budget)
         from finetune_hub.errors import CostLimitExceeded
 
         est = self.estimate_cost()
@@ -461,6 +461,8 @@ class TuningJob:
         poll_interval: float = 10.0,
         max_interval: float = 60.0,
         progress: bool = True,
+        on_stall: str = "warn",
+        stall_after: float | dt.timedelta | None = None,
     ) -> TunedModel:
         """Poll until the job ends; return the `TunedModel` or raise `fh.JobFailed` with the
         provider's message. Non-terminal states (validating, queued, pending, paused) never end
@@ -470,19 +472,17 @@ class TuningJob:
         reported stalled; `on_stall="cancel"` cancels it, or a job over its `max_duration`,
         and raises `fh.JobFailed` saying why and what the provider still charges for
         (docs/guardrails.md).
-        on_stall: str = "warn",
-        stall_after: float | dt.timedelta | None = None,
         """
+        from finetune_hub.jobs.guardrails import StallWatch
+
         backoff = Backoff(poll_interval, max_interval, self.backoff.factor, self.backoff.jitter)
         with Progress(self, enabled=progress) as bar:
+            watch = StallWatch(self, on_stall=on_stall, stall_after=stall_after, bar=bar)
             poll(
                 lambda: watch(self._poll_once(bar)),
                 lambda s: s.is_terminal,
-        from finetune_hub.jobs.guardrails import StallWatch
-
                 backoff=backoff,
                 timeout=timeout,
-            watch = StallWatch(self, on_stall=on_stall, stall_after=stall_after, bar=bar)
                 sleep=self.sleep,
                 on_timeout=self._timeout(timeout),
             )
@@ -517,23 +517,23 @@ class TuningJob:
         poll_interval: float = 10.0,
         max_interval: float = 60.0,
         gate: asyncio.Semaphore | None = None,
+        on_stall: str = "warn",
+        stall_after: float | dt.timedelta | None = None,
     ) -> TunedModel:
         """The async twin of `wait()`: the same schedule, sleeping with `asyncio.sleep`. `gate`
         bounds how many provider calls run at once across jobs (see `wait_all`).
 
         >>> model = await job.wait_async()  # doctest: +SKIP
-        on_stall: str = "warn",
-        stall_after: float | dt.timedelta | None = None,
         """
+        from finetune_hub.jobs.guardrails import StallWatch
+
         backoff = Backoff(poll_interval, max_interval, self.backoff.factor, self.backoff.jitter)
+        watch = StallWatch(self, on_stall=on_stall, stall_after=stall_after)
 
         async def fetch() -> JobStatus:
             if gate is None:
                 return await asyncio.to_thread(lambda: watch(self._poll_once()))
-        from finetune_hub.jobs.guardrails import StallWatch
-
             async with gate:
-        watch = StallWatch(self, on_stall=on_stall, stall_after=stall_after)
                 return await asyncio.to_thread(lambda: watch(self._poll_once()))
 
         await poll_async(
