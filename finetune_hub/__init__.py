@@ -75,6 +75,10 @@ _LAZY = {
     "CostLine": "finetune_hub.checks.cost:CostLine",
     "ServingCost": "finetune_hub.checks.cost:ServingCost",
     "estimate_cost": "finetune_hub.jobs.costing:estimate_cost",
+    "job_list": "finetune_hub.jobs.display:job_list",
+    "JobList": "finetune_hub.jobs.display:JobList",
+    "metrics_frame": "finetune_hub.plotting:metrics_frame",
+    "loss_figure": "finetune_hub.plotting:loss_figure",
     "FinetuneHubError": "finetune_hub.errors:FinetuneHubError",
     "DataFileError": "finetune_hub.errors:DataFileError",
     "ValidationError": "finetune_hub.errors:ValidationError",
@@ -138,6 +142,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from finetune_hub.issues import Issue, Severity
     from finetune_hub.jobs.costing import estimate_cost
     from finetune_hub.jobs.deployment import Deployment
+    from finetune_hub.jobs.display import JobList, job_list
     from finetune_hub.jobs.evaluation import evaluate
     from finetune_hub.jobs.model import TunedModel
     from finetune_hub.jobs.refresh import (
@@ -150,6 +155,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from finetune_hub.jobs.remote import RemoteJob, RemoteJobs, remote_jobs
     from finetune_hub.jobs.spec import JobSpec
     from finetune_hub.jobs.tuning_job import TuningJob, wait_all
+    from finetune_hub.plotting import loss_figure, metrics_frame
     from finetune_hub.providers.base import DeploymentCost
     from finetune_hub.status import Checkpoint, DeploymentStatus, JobEvent, JobStatus, MetricPoint
     from finetune_hub.store import JobStore

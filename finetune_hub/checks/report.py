@@ -151,17 +151,18 @@ class ValidationReport(BaseModel):
                 f"({self.stats.epochs} epochs, {self.stats.epochs_source})"
             )
         for label, items in (("errors", self.errors), ("warnings", self.warnings)):
-            if items:
+            if items:  # errors first; each line led by its severity, so grep keeps it
                 lines.append(f"  {label}:")
-                lines.extend(f"    {i}" for i in items)
-        for code, n in sorted(self.suppressed.items()):
-            lines.append(f"    ... and {n:,} more {code}")
+                lines.extend(f"    {i.severity.value}: {i}" for i in items)
+        for code, n in sorted(self.suppressed.items(), key=lambda c: self._severity_of(c[0])):
+            lines.append(f"    {self._severity_of(code)}: ... and {n:,} more {code}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         colour = "#1a7f37" if self.ok else "#cf222e"
         rows = "".join(
-            f"<tr><td>{'❌' if i.severity is Severity.ERROR else '⚠️'}</td><td>{i.line or ''}</td>"
+            f"<tr><td>{'❌' if i.severity is Severity.ERROR else '⚠️'} {i.severity.value}</td>"
+            f"<td>{i.line or ''}</td>"
             f"<td><code>{html.escape(i.code)}</code></td><td>{html.escape(i.field or '')}</td>"
             f"<td>{html.escape(i.message)}</td></tr>"
             for i in self.errors + self.warnings
@@ -170,8 +171,13 @@ class ValidationReport(BaseModel):
         stats = html.escape(_file_line(self.stats.training))
         tokens = self.stats.training.tokens
         tok = f"<br>tokens: {html.escape(_token_line(tokens))}" if tokens else ""
+        if self.stats.estimated_trained_tokens is not None:
+            tok += (
+                f"<br>estimated trained tokens: {self.stats.estimated_trained_tokens:,} "
+                f"({self.stats.epochs} epochs, {html.escape(self.stats.epochs_source)})"
+            )
         table = (
-            "<table><tr><th></th><th>line</th><th>code</th><th>field</th><th>message</th></tr>" + rows + "</table>"
+            "<table><tr><th>severity</th><th>line</th><th>code</th><th>field</th><th>message</th></tr>" + rows + "</table>"
             if rows
             else ""
         )

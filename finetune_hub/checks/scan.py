@@ -111,6 +111,7 @@ class Scanner:
         self._first_counts: dict[str, int] = {}
         self._role_emit = self._emit if self.rules.confirmed("roles") else self._warn
         self.line = 0
+        self._unknown_role_line = -1  # the line whose record had an unknown role
 
     def scan(self, path: str | os.PathLike[str], start: int = 0, end: int | None = None) -> ScanResult:
         res = ScanResult(path=str(path), compressed=is_gzip(path))
@@ -154,6 +155,12 @@ class Scanner:
 
     # -- per record ---------------------------------------------------------------------------
     def _emit(self, code: str, field: str | None, message: str, warning: bool = False) -> None:
+        # One cause, one message: a record whose role is unknown ("bot") gets that one issue,
+        # not also "role not allowed", "first/last role" and "no assistant message".
+        if code == "unknown_role":
+            self._unknown_role_line = self.line
+        elif code in _ROLE_CONSEQUENCES and self._unknown_role_line == self.line:
+            return
         self.collector.add(code, message, Severity.WARNING if warning else Severity.ERROR, self.line, field, self.spec.label)
 
     def _reader_problem(self, code: str, message: str, severity: Severity, line: int) -> None:
@@ -399,6 +406,12 @@ def duplicate_pairs(hashes: array, other: array | None = None) -> Iterator[tuple
         else:
             if other is None:
                 table[slot] = i + 1
+
+
+#: Issues that an unknown role in the same record already explains (not reported again).
+_ROLE_CONSEQUENCES = frozenset(
+    {"role_not_allowed", "first_role", "last_role", "no_assistant_message", "roles_not_alternating"}
+)
 
 
 def _check_roles(ex: Example, rr: RoleRules, emit: Any) -> None:

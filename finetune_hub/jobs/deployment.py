@@ -135,6 +135,11 @@ class Deployment:
     def __repr__(self) -> str:
         return f"<Deployment {self.name} ({self.kind}) of {self.info.model}: {self.status.value}>"
 
+    def _repr_html_(self) -> str:
+        from finetune_hub.jobs.display import deployment_html
+
+        return deployment_html(self)
+
     def refresh(self) -> DeploymentStatus:
         """Ask the provider for the deployment's state; record it in the store."""
         info = self.job._call("get_deployment", lambda: self.deployer.get(self.name, self.options))

@@ -32,6 +32,11 @@ class TunedModel:
     def __repr__(self) -> str:
         return f"<TunedModel {self.id} on {self.provider} (job {self.job.id})>"
 
+    def _repr_html_(self) -> str:
+        from finetune_hub.jobs.display import model_html
+
+        return model_html(self)
+
     def chat(self, messages: list[dict[str, Any]], **kwargs: Any) -> str:
         """One chat turn with the tuned model where the provider serves it without a deployment
         (OpenAI, Bedrock on-demand Converse where allowed, local); returns the reply text."""

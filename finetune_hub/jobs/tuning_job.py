@@ -207,6 +207,11 @@ class TuningJob:
         spec = self.spec
         return f"<TuningJob {self.id} {spec.provider} {spec.base_model} {self.status.value}>"
 
+    def _repr_html_(self) -> str:
+        from finetune_hub.jobs.display import job_html
+
+        return job_html(self)
+
     # -- the provider boundary ------------------------------------------------------------------
     def _call(self, operation: str, fn: Callable[[], T], *, retries: bool = True) -> T:
         """One backend call: anything raised below becomes `ProviderError` (or stays one of ours),
@@ -588,6 +593,29 @@ class TuningJob:
         """Training metrics (step, epoch, losses, accuracies) as the provider reports them."""
         pid = self._require_submitted()
         return self._call("metrics", lambda: self.backend.metrics(pid))
+
+    def metrics_frame(self) -> Any:
+        """`metrics()` as a pandas DataFrame, one row per step (step, epoch, train_loss,
+        valid_loss, train_accuracy, valid_accuracy, then any extra metric); needs the
+        `notebook` extra (`pip install "finetune-hub[notebook]"`).
+
+        >>> job.metrics_frame().tail()  # doctest: +SKIP
+        """
+        from finetune_hub.plotting import metrics_frame
+
+        return metrics_frame(self.metrics())
+
+    def plot(self, ax: Any = None) -> Any:
+        """Training and validation loss by step as a matplotlib Figure (labelled axes, a title
+        naming the job and model, a legend); draws into `ax` when given. Needs the `notebook`
+        extra. Save it with `job.plot().savefig("loss.png")`.
+
+        >>> job.plot()  # doctest: +SKIP
+        """
+        from finetune_hub.plotting import loss_figure
+
+        title = f"{self.spec.base_model} ({self.spec.provider}, {self.id}): loss by step"
+        return loss_figure(self.metrics(), title=title, ax=ax)
 
     def checkpoints(self) -> list[Checkpoint]:
         """Checkpoints the provider kept (each usable as a model id), oldest step first."""

@@ -1,4 +1,5 @@
-"""A loss curve as a PNG: matplotlib when it is installed, else a small plot drawn with zlib only."""
+"""A loss curve as a PNG: with matplotlib, `finetune_hub.plotting`'s drawing (labelled axes,
+title, legend: the same as `job.plot()`), else a small plot drawn with zlib only."""
 
 from __future__ import annotations
 
@@ -16,22 +17,15 @@ def loss_curve_png(
     if not points:
         return None
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib  # noqa: F401 - the drawing below needs it
     except ImportError:
         _plain_png(points, path)
         return path
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([p[0] for p in points], [p[1] for p in points])
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    from finetune_hub.plotting import save_loss_png  # the same drawing as job.plot()
+    from finetune_hub.status import MetricPoint
+
+    steps = [MetricPoint(step=round(step), train_loss=loss) for step, loss in points]
+    return save_loss_png(steps, path, title=title)
 
 
 def _plain_png(
