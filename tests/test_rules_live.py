@@ -67,6 +67,9 @@ def test_a_complete_list_agrees():
         "Phi-4-mini-instruct",
         "Ministral-3B",
         "tsuzumi2",
+        "gpt-oss-20b",  # the OpenAI-compatible surface of a Foundry resource
+        "Qwen-32B",
+        "Llama-3.3-70B-Instruct",
     }
 
 
