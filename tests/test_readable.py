@@ -252,3 +252,18 @@ def test_a_conversion_that_converts_nothing_exits_1_and_says_why(cli, tmp_path):
     code, out, _ = cli("convert", src, tmp_path / "p.jsonl", "--to", "rlhf_prompt", "--map",
                        "input_text=input")  # fmt: skip
     assert code == 0 and "converted 30 of 30" in out
+
+
+def test_the_cli_reference_describes_every_flag_of_these_commands():
+    reference = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    mine = {"validate", "cost", "convert", "split", "rules", "formats", "submit", "status",
+            "watch", "events", "cancel", "deploy", "undeploy"}  # fmt: skip
+    for name, sub in _commands(build_parser()):
+        if name[0] not in mine:
+            continue
+        assert f"## `{' '.join(name)}`" in reference, name
+        section = reference.split(f"## `{' '.join(name)}`", 1)[1].split("\n## ", 1)[0]
+        for action in sub._actions:
+            for option in action.option_strings:
+                if option not in ("-h", "--help"):
+                    assert f"`{option}`" in section, (name, option)

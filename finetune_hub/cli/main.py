@@ -120,12 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_cost, json_native=True)
 
     p = sub.add_parser("convert", help="convert a file to another record format")
-    p.add_argument("src")
-    p.add_argument("dst")
+    p.add_argument("src", help="the file to convert (.jsonl or .jsonl.gz)")
+    p.add_argument("dst", help="where to write (gzip when it ends in .gz); never the input")
     p.add_argument("--to", required=True, metavar="FORMAT", help="target format, see `formats`")
     p.add_argument("--from", dest="source_format", metavar="FORMAT", help="default: detected")
     p.add_argument("--system-prompt", metavar="TEXT", help="system prompt for every record")
-    p.add_argument("--template", metavar="TEXT", help="prompt template for instruction data")
+    p.add_argument(
+        "--template",
+        metavar="TEXT",
+        help="prompt of instruction data from the placeholders {instruction} and {input} (both, "
+        "no others; an empty input gives the instruction alone); default: "
+        "'{instruction}\\n\\n{input}'",
+    )
     p.add_argument("--max-chars", type=positive_int, metavar="N", help="skip longer records")
     p.add_argument("--max-tokens", type=positive_int, metavar="N", help="skip longer records")
     p.add_argument("--tokenizer", metavar="SPEC", help="token counter for --max-tokens")
@@ -141,13 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_convert, json_native=True)
 
     p = sub.add_parser("split", help="split a file into training and validation files")
-    for name in ("src", "train", "valid"):
-        p.add_argument(name)
+    for name, text in (
+        ("src", "the file to split"),
+        ("train", "where the training records go"),
+        ("valid", "where the validation records go"),
+    ):
+        p.add_argument(name, help=text)
     size_help = "fraction (0.1) or record count (200)"
     p.add_argument(
         "--validation-size", type=parse_size, default=0.1, metavar="SIZE", help=size_help
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="shuffle seed: the same seed, the same split")
     _add_target(p, required=False)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=cmd_split, json_native=True)
