@@ -1,6 +1,7 @@
-"""Google Vertex AI, Gemini supervised tuning from chat data: the chat file converted losslessly
-to Gemini contents, uploaded to Cloud Storage, one tuning job (found, never repeated, on a
-retried submit), its milestones, and a chat with the tuned model on its endpoint.
+"""Google Vertex AI, Gemini supervised tuning from chat data: the chat file itself is the training
+file (converted losslessly to Gemini contents before upload; the report says so), uploaded to
+Cloud Storage, one tuning job (found, never repeated, on a retried submit), its milestones, and
+a chat with the tuned model on its endpoint.
 
 Needs a Google Cloud project with Vertex AI, credentials (google-auth's default chain, or pass
 `credentials`), and a Cloud Storage prefix for the data. In the test suite it runs against
@@ -31,19 +32,14 @@ def main(
     poll_interval: float = 60.0,
     sleep: Callable[[float], None] | None = None,
 ) -> str:
-    # 1. chat messages -> Gemini contents (system -> systemInstruction, assistant -> model);
-    #    the summary says whether anything was lost
-    gemini = work / "gozaru_gemini.jsonl"
-    summary = fh.convert(DATA / "chat_gozaru.jsonl", gemini, to="gemini")
-    print(summary)
-    if not summary.lossless:
-        raise SystemExit("the conversion lost something; fix the data first")
-
-    # 2. the job: checked against Gemini's rules (roles, tokens, adapter sizes) before upload
+    # 1. the job, on the chat file itself: Gemini takes `contents` records, so the chat messages
+    #    are converted before upload (system -> systemInstruction, assistant -> model) when
+    #    nothing is lost, and checked against Gemini's rules (roles, tokens, adapter sizes) as
+    #    converted; a file that would lose something (tool calls, weights) is refused with why
     job = fh.TuningJob(
         provider="vertex",
         base_model=MODEL,
-        training_file=gemini,
+        training_file=DATA / "chat_gozaru.jsonl",
         hyperparameters={"epochs": 3, "adapter_size": 4, "learning_rate_multiplier": 1.0},
         suffix="gozaru",
         options=options,
@@ -53,6 +49,8 @@ def main(
         job.sleep = sleep
     report = job.validate()
     print(report)
+    for issue in report.issues("converted_before_upload"):
+        print(issue.message)  # "... converted before upload (chat -> gemini, lossless) ..."
     job.submit()  # uploads to {gcs_uri}/{job id}/training.jsonl, creates one tuning job
     print(f"submitted {job.id}: {job.provider_job_id}")
 
@@ -61,7 +59,7 @@ def main(
         print(f"  {event.message}")
     print(f"tuned model: {model.id}")
 
-    # 3. a tuned Gemini model answers on its own endpoint, billed per token: no deployment
+    # 2. a tuned Gemini model answers on its own endpoint, billed per token: no deployment
     reply = model.chat([{"role": "user", "content": "空が青いのはなぜ?"}])
     print(f"reply: {reply}")
     return reply

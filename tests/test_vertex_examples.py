@@ -28,8 +28,11 @@ def test_gemini_sft_example(fake_vertex, tmp_path, capsys):
     )
     assert reply == "Tuned echo: 空が青いのはなぜ?"
     out = capsys.readouterr().out
-    assert "chat -> gemini (lossless)" in out and "tuning job succeeded" in out
+    assert "(chat -> gemini, lossless)" in out and "tuning job succeeded" in out
     assert len(fake_vertex.tuning_jobs) == 1
+    (name,) = fake_vertex.storage.list(f"gs://{fake_vertex.bucket}/finetune-hub/")
+    first = json.loads(fake_vertex.storage.get(name).splitlines()[0])
+    assert set(first) == {"systemInstruction", "contents"}  # Gemini records, not chat
 
 
 def test_rlhf_example_both_ways(fake_vertex, tmp_path, capsys):
