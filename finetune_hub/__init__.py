@@ -43,6 +43,7 @@ _LAZY = {
     "RemoteJobs": "finetune_hub.jobs.remote:RemoteJobs",
     "refresh_all": "finetune_hub.jobs.refresh:refresh_all",
     "follow_changes": "finetune_hub.jobs.refresh:follow_changes",
+    "reap_expired": "finetune_hub.jobs.reap:reap_expired",
     "JobChange": "finetune_hub.jobs.refresh:JobChange",
     "RefreshResult": "finetune_hub.jobs.refresh:RefreshResult",
     "RefreshError": "finetune_hub.jobs.refresh:RefreshError",
@@ -145,6 +146,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from finetune_hub.jobs.display import JobList, job_list
     from finetune_hub.jobs.evaluation import evaluate
     from finetune_hub.jobs.model import TunedModel
+    from finetune_hub.jobs.reap import reap_expired
     from finetune_hub.jobs.refresh import (
         JobChange,
         RefreshError,

@@ -104,7 +104,7 @@ def _schema_2_store(path: Path) -> str:
 def test_a_schema_2_store_is_upgraded_in_place(tmp_path: Path) -> None:
     job_id = _schema_2_store(tmp_path / "jobs.sqlite3")
     with JobStore(tmp_path) as store:
-        assert store.db.schema_version() == SCHEMA_VERSION == 3
+        assert store.db.schema_version() == SCHEMA_VERSION == 4
         record = store.require(job_id)
         assert record.status is JobStatus.RUNNING and record.checked_at is None
         assert [e.message for e in store.events(job_id)] == ["started"]
@@ -226,6 +226,6 @@ def test_cli_store_migrate_info_and_export(
     assert "copied 0 jobs (2 already there)" in capsys.readouterr().out
     monkeypatch.setenv(STORE_URL_ENV, postgres_url)
     assert main(["store", "info"]) == 0
-    assert "kind: postgresql, schema 3" in capsys.readouterr().out
+    assert f"kind: postgresql, schema {SCHEMA_VERSION}" in capsys.readouterr().out
     assert main(["store", "export", "--output", str(tmp_path / "out.json")]) == 0
     assert {j["id"] for j in json.loads((tmp_path / "out.json").read_text())["jobs"]} == ids

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from finetune_hub.cli.output import emit_json, shell_hint
+from finetune_hub.cli.store import add_store_location, open_store
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -74,3 +77,87 @@ def watch_job(job: TuningJob, console: Console, args: argparse.Namespace) -> int
         logger.removeHandler(handler)
     console.print(f"{job.id} succeeded: {model.id}")
     return EXIT_OK
+
+
+# -- commands registered on the main parser -------------------------------------------------------
+def add_guardrail_commands(sub: Any) -> None:
+    """Register `reap` (and `migrate`) on the main parser's subparsers."""
+    p = sub.add_parser(
+        "reap",
+        help="delete deployments past their ttl (dry run unless --yes); for cron or CI",
+        description="Deployments made with deploy(..., ttl=...) carry an expiry. Without --yes "
+        "this lists those past it with what they have cost so far; with --yes it deletes them "
+        "(safe to repeat: a deleted one is not deleted again). Exit 1 when a delete failed.",
+    )
+    p.add_argument("--yes", action="store_true", help="delete them (default: a dry run)")
+    p.add_argument("--json", action="store_true", help="print what was (or would be) reaped")
+    add_store_location(p)
+    p.set_defaults(handler=cmd_reap, json_native=True)
+
+
+def _expired_rows(items: list[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            **item.record.model_dump(mode="json"),
+            "status": item.status,
+            "expired_for_hours": item.expired_for_hours,
+            "accumulated_usd": item.accumulated_usd,
+            "error": item.error,
+        }
+        for item in items
+    ]
+
+
+def _expired_table(items: list[Any], console: Console) -> None:
+    from finetune_hub.cli.render import new_table
+
+    table = new_table("deployment", "provider", "kind", "job", "expired", "so far", "")
+    for item in items:
+        r = item.record
+        spent = "unknown" if item.accumulated_usd is None else f"${item.accumulated_usd:,.2f}"
+        late = f"{item.expired_for_hours:g}h ago"
+        table.add_row(r.name, r.provider, r.kind or "", r.job_id or "", late, spent, item.status)
+    console.print(table)
+
+
+def cmd_expired(args: argparse.Namespace, console: Console) -> int:
+    """`deployments --expired`: the deployments past their ttl, with what they have cost."""
+    from finetune_hub.jobs.reap import reap_expired
+
+    with open_store(args) as store:
+        items = reap_expired(store, dry_run=True)
+    if args.json:
+        emit_json(_expired_rows(items))
+        return EXIT_OK
+    if not items:
+        console.print("no deployment has expired")
+        return EXIT_OK
+    _expired_table(items, console)
+    console.print("delete them with: finetune-hub reap --yes")
+    return EXIT_OK
+
+
+def cmd_reap(args: argparse.Namespace, console: Console) -> int:
+    """Delete the expired deployments (--yes), or say which would go."""
+    from finetune_hub.jobs.reap import reap_expired
+
+    with open_store(args) as store:
+        items = reap_expired(store, dry_run=not args.yes)
+    failed = [i for i in items if i.status == "failed"]
+    if args.json:
+        emit_json({"dry_run": not args.yes, "deployments": _expired_rows(items)})
+        return EXIT_FAILED if failed else EXIT_OK
+    if not items:
+        console.print("no deployment has expired")
+        return EXIT_OK
+    _expired_table(items, console)
+    for item in failed:
+        console.print(f"{item.name}: {shell_hint(item.error or '')}", soft_wrap=True)
+    if not args.yes:
+        console.print(f"dry run: {len(items)} would be deleted; run again with --yes")
+        return EXIT_OK
+    done = len(items) - len(failed)
+    console.print(
+        f"deleted {done} expired deployment(s)" + (f", {len(failed)} failed" if failed else "")
+    )
+    return EXIT_FAILED if failed else EXIT_OK

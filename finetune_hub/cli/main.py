@@ -199,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     from finetune_hub.cli.dashboard import add_dashboard_command
 
     add_dashboard_command(sub)
+    from finetune_hub.cli.guardrails import add_guardrail_commands
+
+    add_guardrail_commands(sub)
     _json_everywhere(parser)
     return parser
 

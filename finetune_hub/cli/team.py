@@ -86,6 +86,9 @@ def add_team_commands(sub: Any) -> None:
         "deployments", help="deployments still billing, with hourly and accumulated cost"
     )
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--expired", action="store_true", help="only those past their ttl (what `reap` deletes)"
+    )
     add_store_location(p)
     p.set_defaults(handler=cmd_deployments)
 
@@ -264,6 +267,10 @@ def cmd_deployments(args: argparse.Namespace, console: Console) -> int:
     from finetune_hub.cli.render import new_table
     from finetune_hub.jobs.housekeeping import billing_deployments
 
+    if args.expired:
+        from finetune_hub.cli.guardrails import cmd_expired
+
+        return cmd_expired(args, console)
     with open_store(args) as store:
         billing = billing_deployments(store)
     if args.json:
@@ -281,20 +288,29 @@ def cmd_deployments(args: argparse.Namespace, console: Console) -> int:
         console.print("no deployment is billing")
         return EXIT_OK
     table = new_table(
-        "deployment", "provider", "kind", "model", "status", "age", "$/hour", "so far"
+        "deployment", "provider", "kind", "model", "status", "age", "$/hour", "so far", "expires"
     )
+    now = dt.datetime.now(dt.UTC)
     for d in billing:
         r = d.record
         rate = "unknown" if d.hourly_cost_usd is None else f"${d.hourly_cost_usd:,.2f}"
         total = "unknown" if d.accumulated_usd is None else f"${d.accumulated_usd:,.2f}"
         age = duration(dt.timedelta(hours=d.hours))
-        table.add_row(r.name, r.provider, r.kind or "", r.model, r.status, age, rate, total)
+        ends = "" if r.expires_at is None else expiry_text(r.expires_at, now)
+        table.add_row(r.name, r.provider, r.kind or "", r.model, r.status, age, rate, total, ends)
     console.print(table)
     known = sum(d.accumulated_usd or 0 for d in billing)
     hourly = sum(d.hourly_cost_usd or 0 for d in billing)
     console.print(f"{len(billing)} billing: ${hourly:,.2f}/hour now, ${known:,.2f} so far")
     console.print("delete one with: finetune-hub undeploy JOB_ID")
     return EXIT_OK
+
+
+def expiry_text(at: dt.datetime, now: dt.datetime) -> str:
+    """`in 3h 5m` or `expired 2h ago`."""
+    if at <= now:
+        return f"expired {duration(now - at)} ago"
+    return f"in {duration(at - now)}"
 
 
 def duration(delta: dt.timedelta) -> str:

@@ -61,9 +61,11 @@ class Deployment:
         name: str,
         cost: DeploymentCost,
         delete_on_exit: bool = False,
+        expires_at: dt.datetime | None = None,
     ) -> Deployment:
         """Create (or find, after an ambiguous failure, a crash or a repeat) the deployment
-        `name`: at most one is ever created (jobs/once.py)."""
+        `name`: at most one is ever created (jobs/once.py). `expires_at` is recorded for
+        `finetune-hub reap` / `fh.reap_expired()`; a repeat without one keeps the earlier."""
         from finetune_hub.jobs.once import AtMostOnce
         from finetune_hub.store import DeploymentRecord
 
@@ -80,6 +82,7 @@ class Deployment:
             kind=deployer.kind,
             status=DeploymentStatus.CREATING.value,
             hourly_cost_usd=cost.hourly_usd,
+            expires_at=expires_at or (earlier.expires_at if live and earlier else None),
             extra={**_storable(options), **({_ATTEMPT: earlier.extra.get(_ATTEMPT)} if live else {})},
         )
         job.store.save_deployment(record)

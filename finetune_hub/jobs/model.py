@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from finetune_hub.errors import CostConfirmationRequired
@@ -71,6 +72,7 @@ class TunedModel:
         name: str | None = None,
         delete_on_exit: bool = False,
         max_hourly_cost: float | None = None,
+        ttl: float | dt.timedelta | None = None,
         **options: Any,
     ) -> Deployment:
         """Deploy the model in serving mode `kind` (the provider's first when not given: see
@@ -79,12 +81,17 @@ class TunedModel:
         or at a price the rules do not know, it is refused (`fh.CostLimitExceeded`) before
         anything is created. Safe to repeat: a deployment of the same name is found, not
         created twice. A provider whose tuned models need no deployment (OpenAI) raises
-        `fh.UnsupportedOperation` saying how to use the model instead.
+        `fh.UnsupportedOperation` saying how to use the model instead. `ttl` (seconds or a
+        timedelta) records when the deployment expires: `finetune-hub reap` (or
+        `fh.reap_expired()`) deletes it after that (docs/guardrails.md).
 
         >>> d = model.deploy(max_hourly_cost=2.0)  # doctest: +SKIP
         """
         from finetune_hub.jobs.deployment import Deployment, deployment_name
+        from finetune_hub.jobs.guardrails import seconds
 
+        life = seconds(ttl, "ttl")
+        expires_at = None if life is None else dt.datetime.now(dt.UTC) + dt.timedelta(seconds=life)
         deployer = self.deployer(kind)
         opts = deployer.parse(options)
         cost = deployer.cost(self.id, opts)
@@ -97,7 +104,13 @@ class TunedModel:
                 f"{cost.sentence(what)}; call deploy(confirm_cost=True) to go ahead"
             )
         return Deployment.create(
-            self, deployer, opts, name or deployment_name(self.job.id), cost, delete_on_exit
+            self,
+            deployer,
+            opts,
+            name or deployment_name(self.job.id),
+            cost,
+            delete_on_exit,
+            expires_at=expires_at,
         )
 
     def delete(self) -> None:

@@ -120,6 +120,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (job_id, step)
         )""",
     ),
+    4: (
+        "ALTER TABLE deployments ADD COLUMN expires_at TIMESTAMPTZ",
+        "CREATE INDEX deployments_by_expiry ON deployments (expires_at)",
+    ),
 }
 
 

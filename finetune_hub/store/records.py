@@ -125,3 +125,4 @@ class DeploymentRecord(_StoreModel):
     extra: dict[str, Any] = Field(default_factory=dict)
     kind: str | None = None  # the serving mode (registry deployer name)
     raw_status: str | None = None
+    expires_at: dt.datetime | None = None  # deploy(ttl=...): `reap` deletes it after (schema 4)

@@ -116,6 +116,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (job_id, step)
         )""",
     ),
+    4: (
+        "ALTER TABLE deployments ADD COLUMN expires_at TEXT",
+        "CREATE INDEX IF NOT EXISTS deployments_by_expiry ON deployments (expires_at)",
+    ),
 }
 
 

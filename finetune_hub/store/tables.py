@@ -7,7 +7,7 @@ under the same version numbers, so a store of either kind at version N has the s
 >>> JOB_COLUMNS[:3]
 ['id', 'provider', 'base_model']
 >>> SCHEMA_VERSION
-3
+4
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from finetune_hub.status import MetricPoint
 from finetune_hub.store.records import DeploymentRecord, JobRecord
 
 #: Bumped with every schema change; each database module has DDL for every version up to it.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # The tables' columns are the records' fields, in order (tests check they agree).
 JOB_COLUMNS = list(JobRecord.model_fields)
