@@ -93,12 +93,22 @@ class AzureOpenAIConnection(OpenAIConnection):
             "timeout": self.options.timeout,
             "max_retries": 0,
         }
-        key = self.opt("api_key")
+        key = self.data_key()
         if key:
             args["api_key"] = key
         else:
             args["azure_ad_token_provider"] = self.token_provider(_SCOPE_DATA)
         return openai.AzureOpenAI(**args)
+
+    def data_key(self) -> str | None:
+        """The data plane's API key: options['api_key'], else AZURE_OPENAI_API_KEY unless a
+        `credential` was passed in options (what is passed in is used, never shadowed by the
+        environment); None: Entra ID tokens from the credential."""
+        if self.options.api_key is not None:
+            return self.options.api_key.get_secret_value()
+        if self.options.credential is not None:
+            return None
+        return os.environ.get(_ENV["api_key"]) or None
 
     def credential(self) -> Any:
         if self.options.credential is None:
@@ -121,15 +131,21 @@ class AzureOpenAIConnection(OpenAIConnection):
         return self._management_tokens()
 
     def credentials_source(self) -> dict[str, str]:
+        credential = self.options.credential
+        identity = (
+            f"azure-identity:{type(credential).__name__}"
+            if credential is not None
+            else "default-chain"  # DefaultAzureCredential
+        )
         if self.options.api_key:
             data = "explicit"
+        elif credential is not None:
+            data = identity
         elif os.environ.get(_ENV["api_key"]):
             data = f"env:{_ENV['api_key']}"
-        elif self.options.credential is not None:
-            data = "azure-identity:" + type(self.options.credential).__name__
         else:
-            data = "default-chain"
-        management = "explicit" if self.options.management_token else "default-chain"
+            data = identity
+        management = "explicit" if self.options.management_token else identity
         return {"api_key": data, "management": management}
 
     def stored_options(self) -> dict[str, Any]:
