@@ -37,7 +37,6 @@ DEFAULT_MAX_BLANK_RUN = 1_000
 
 BOM = b"\xef\xbb\xbf"
 _CHUNK = 1 << 20
-_WHITESPACE = b" \t\r\n\x0b\x0c"
 
 IssueSink = Callable[[Issue], None]
 #: `on_problem(code, message, severity, line)`: a sink that builds no `Issue` (the validator's
@@ -191,6 +190,7 @@ class JsonlReader:
                             break
                         if lineno > last_line:
                             self.stopped = "too_many_lines"
+                            lineno = last_line
                             self._issue(
                                 last_line + 1,
                                 "too_many_lines",
@@ -327,7 +327,7 @@ def _skip_blank_lines(f: io.BufferedReader, pos: int, end: int | None, last_byte
             break
         if end is not None:
             buf = buf[: max(0, end - pos - size)]
-        ws = len(buf) - len(buf.lstrip(_WHITESPACE))
+        ws = len(buf) if buf.isspace() else len(buf) - len(buf.lstrip())  # ASCII whitespace
         cut = buf.rfind(b"\n", 0, ws) + 1  # whole lines only: keep a record's leading spaces
         if not cut:
             break

@@ -89,6 +89,8 @@ class JobSpec(BaseModel):
     def from_file(cls, path: str | Path) -> JobSpec:
         """Read a job description from a `.yaml`/`.yml` or `.toml` file."""
         path = Path(path)
+        if path.exists() and not path.is_file():  # a FIFO would block, a device never end
+            raise JobSpecError(f"{path}: not a regular file; give a .yaml, .yml or .toml job file")
         try:
             raw = path.read_bytes()
         except OSError as exc:
