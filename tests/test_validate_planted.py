@@ -110,9 +110,7 @@ def test_planted_problems_in_a_broken_chat_copy(samples, tmp_path):
         (2, "invalid_json"),
         (3, "blank_line"),
         (4, "not_an_object"),
-        (5, "unknown_role"),
-        (5, "role_not_allowed"),
-        (5, "first_role"),
+        (5, "unknown_role"),  # one cause, one message: not also role_not_allowed, first_role
         (6, "empty_content"),
         (7, "no_assistant_message"),
         (7, "last_role"),
