@@ -161,3 +161,20 @@ def cmd_reap(args: argparse.Namespace, console: Console) -> int:
         f"deleted {done} expired deployment(s)" + (f", {len(failed)} failed" if failed else "")
     )
     return EXIT_FAILED if failed else EXIT_OK
+
+
+# -- submit --preflight ---------------------------------------------------------------------------
+def preflight_refused(job: TuningJob, console: Console, as_json: bool) -> bool:
+    """Run the preflight and print it; True when it found an error (nothing was uploaded)."""
+    report = job.preflight()
+    if as_json and not report.ok:
+        emit_json({"submitted": False, "preflight": report.to_dict()})
+    elif not as_json:
+        for text in report.lines():
+            style = "red" if text.lstrip().startswith("error") else ""
+            console.print(shell_hint(text), style=style, soft_wrap=True)
+    if not report.ok:
+        if not as_json:
+            console.print("nothing was uploaded or submitted")
+        return True
+    return False

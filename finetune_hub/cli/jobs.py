@@ -45,6 +45,7 @@ def add_job_commands(sub: Any) -> None:
     p.add_argument("--poll-interval", type=float, default=10.0, help="seconds between polls with --wait (backs off)")
     p.add_argument("--yes", action="store_true", help="submit without asking after the cost estimate")
     p.add_argument("--max-cost", type=float, metavar="USD", help="refuse a job whose estimated training cost is over USD, or unknown")
+    p.add_argument("--preflight", action="store_true", help="ask the provider first (model access, permissions, bucket); stop on an error before any upload")
     p.add_argument("--json", action="store_true", help="print the estimate, the job and its warnings as JSON")
     p.add_argument("--home", help="job store folder (default $FINETUNE_HUB_HOME or ~/.finetune_hub)")
     p.set_defaults(handler=cmd_submit, json_native=True)
@@ -128,6 +129,11 @@ def cmd_submit(args: argparse.Namespace, console: Console) -> int:
     report = job.validate()
     if not report.ok:
         return _refused(report, console, args.json)
+    if args.preflight:
+        from finetune_hub.cli.guardrails import preflight_refused
+
+        if preflight_refused(job, console, args.json):
+            return EXIT_FAILED
     estimate = job.estimate_cost()
     if args.json:
         sys.stderr.write("\n".join(estimate.lines()) + "\n")

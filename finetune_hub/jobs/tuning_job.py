@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from finetune_hub.backoff import Backoff, poll, poll_async
 from finetune_hub.checks.cost import CostEstimate
@@ -47,6 +47,9 @@ from finetune_hub.providers.base import (
 )
 from finetune_hub.status import Checkpoint, JobEvent, JobStatus, MetricPoint
 from finetune_hub.store import JobRecord, JobStore, new_job_id
+
+if TYPE_CHECKING:
+    from finetune_hub.jobs.preflight import PreflightReport
 
 T = TypeVar("T")
 _ATTEMPT = "create_attempted_at"  # in the record's extra: when a create was last sent
@@ -277,6 +280,19 @@ class TuningJob:
         """The job as the backend receives it: rules resolved, hyperparameters in the
         provider's names and types (built once; see `jobs/prepare.py`)."""
         return prepare_job(self.spec, self.id)
+
+    def preflight(self) -> PreflightReport:
+        """Ask the provider, before any upload, what it can answer cheaply: the model offered in
+        this region and account and access to it, the permissions a job needs (simulated where
+        the provider can), the bucket reachable; each finding an issue with the fix. Uploads and
+        creates nothing (docs/guardrails.md).
+
+        >>> report = job.preflight()  # doctest: +SKIP
+        >>> print(report)  # doctest: +SKIP
+        """
+        from finetune_hub.jobs.preflight import run_preflight
+
+        return run_preflight(self)
 
     @property
     def report(self) -> ValidationReport | None:

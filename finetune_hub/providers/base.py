@@ -281,6 +281,14 @@ class TuningBackend(ABC):
         """Provider checks beyond the data rules (required options, names), before any upload."""
         return []
 
+    def preflight(self, job: PreparedJob) -> list[Issue]:
+        """What the provider can answer cheaply before any upload, asked there: the model offered
+        in this region and account, access to it, the permissions a job needs (simulated where
+        the provider can), the bucket reachable, quota headroom. Each finding is an `Issue`
+        whose message says the fix; a check that could not be made is a warning saying why.
+        `job.preflight()` and `finetune-hub submit --preflight` call it (default: nothing)."""
+        return []
+
     @abstractmethod
     def upload(self, path: str, purpose: str, job_id: str) -> DataRef:
         """Put one plain `.jsonl` file where the provider reads it (idempotent per job and purpose)."""

@@ -159,6 +159,13 @@ class BedrockBackend(TuningBackend):
             )
         return issues
 
+    def preflight(self, job: PreparedJob) -> list[Issue]:
+        """The model offered and accessible, the caller's and the role's permissions (IAM policy
+        simulation), the bucket reachable, before any upload: see `bedrock_preflight.py`."""
+        from finetune_hub.providers.bedrock_preflight import preflight
+
+        return preflight(self, job)
+
     def customization_type(self, method: str) -> str | None:
         """Bedrock's customizationType for `method`: options['customization_type'], else the
         method's own (None when finetune_hub has none for it)."""

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from finetune_hub.backoff import Backoff, poll
 from finetune_hub.errors import ProviderError
+from finetune_hub.issues import Issue
 from finetune_hub.providers.base import (
     Capability,
     Connection,
@@ -126,6 +127,12 @@ class OpenAIBackend(TuningBackend):
     @property
     def client(self) -> Any:
         return self.connection.client
+
+    def preflight(self, job: PreparedJob) -> list[Issue]:
+        """The key valid and the model there for it, before any upload (openai_preflight.py)."""
+        from finetune_hub.providers.openai_preflight import preflight
+
+        return preflight(self, job)
 
     # -- files --------------------------------------------------------------------------------------
     def upload(self, path: str, purpose: str, job_id: str) -> DataRef:

@@ -102,6 +102,12 @@ class VertexBackend(TuningBackend):
         self._methods: dict[str, str] = {}  # local job id -> method, learnt in check()
 
     # -- checks and uploads -----------------------------------------------------------------------
+    def preflight(self, job: PreparedJob) -> list[Issue]:
+        """The Cloud Storage bucket reachable, before any upload (vertex_preflight.py)."""
+        from finetune_hub.providers.vertex_preflight import preflight
+
+        return preflight(self, job)
+
     def check(self, job: PreparedJob) -> list[Issue]:
         self._methods[job.job_id] = job.method  # so find() asks only where the job can be
         issues = []

@@ -4,8 +4,9 @@ Adds what moto lacks (shared/fakes-findings.md §1): job look-up and stop by ARN
 `Stopping` on stop, `statusDetails` / `endTime` / a failure message only when failed, Provisioned
 Throughput CRUD (Creating -> InService on the first read), on-demand custom model deployments
 (Creating -> Active), ListFoundationModels over a small catalogue (`FOUNDATION_MODELS`, or the
-active fake's `foundation_models` when set; filters byProvider and byCustomizationType), and a
-Converse stand-in on bedrock-runtime whose reply comes from the active `FakeBedrock`.
+active fake's `foundation_models` when set; filters byProvider and byCustomizationType), a
+Converse stand-in on bedrock-runtime whose reply comes from the active `FakeBedrock`, and (in
+`bedrock_fake_access`) GetFoundationModel, model access and IAM policy simulation.
 """
 
 from __future__ import annotations
@@ -106,6 +107,9 @@ def apply() -> None:
     BedrockResponse.delete_custom_model_deployment = _delete_dep
     BedrockResponse.list_foundation_models = _list_foundation_models
     BedrockRuntimeResponse.converse = _converse
+    from . import bedrock_fake_access  # GetFoundationModel, model access, IAM simulation
+
+    bedrock_fake_access.apply()
 
 
 def store(backend: BedrockBackend, kind: str) -> dict[str, dict[str, Any]]:

@@ -77,7 +77,8 @@ def fake_bedrock(monkeypatch: pytest.MonkeyPatch, fh_store_home: Path) -> Iterat
 
     Sets `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY=testing`, `AWS_DEFAULT_REGION=us-east-1`,
     `AWS_EC2_METADATA_DISABLED=true` and `AWS_ENDPOINT_URL` (the server), creates the bucket, and
-    yields the fake, with `.s3_uri` and `.role_arn` to put in a job's options.
+    yields the fake, with `.s3_uri` and `.role_arn` to put in a job's options. In moto's IAM the
+    caller (user `moto`) and the role may do everything: `bedrock_fake_access.grant` narrows it.
     """
     pytest.importorskip("moto")
     from .bedrock_fake import FakeBedrock
@@ -99,6 +100,9 @@ def fake_bedrock(monkeypatch: pytest.MonkeyPatch, fh_store_home: Path) -> Iterat
         monkeypatch.setenv("AWS_ENDPOINT_URL", fake.url)
         fake.reset()
         fake.create_bucket()
+        from .bedrock_fake_access import grant
+
+        grant(fake)  # IAM: the caller and the role may do everything (a preflight passes)
         yield fake
 
 

@@ -128,6 +128,12 @@ class LocalBackend(TuningBackend):
             )
         return issues
 
+    def preflight(self, job: PreparedJob) -> list[Issue]:
+        """Enough memory for the base model, before a run starts (local/preflight.py)."""
+        from finetune_hub.providers.local.preflight import preflight
+
+        return preflight(self, job)
+
     # -- data ---------------------------------------------------------------------------------------
     def upload(self, path: str, purpose: str, job_id: str) -> DataRef:
         """Nothing leaves the machine: the file is copied into the run folder (`data/`), under its
