@@ -94,6 +94,31 @@ def add_guardrail_commands(sub: Any) -> None:
     add_store_location(p)
     p.set_defaults(handler=cmd_reap, json_native=True)
 
+    from finetune_hub.cli.args import parse_hp
+
+    p = sub.add_parser(
+        "migrate",
+        help="run a job again on its base model's successor (the rules' replacement by default)",
+        description="Re-validate the job's data for the successor (converting the format "
+        "where it takes another), carry over the hyperparameters it still takes, name those "
+        "it drops, and submit a new job linked to the old one in the store.",
+    )
+    p.add_argument("job_id", help="the local job id (ftj_...) of the old job")
+    p.add_argument("--to", metavar="MODEL", help="the successor (default: the rules' replacement)")
+    p.add_argument(
+        "--hp", action="append", type=parse_hp, default=[], metavar="K=V",
+        help="a hyperparameter for the new job, repeatable (added to those carried over)",
+    )  # fmt: skip
+    p.add_argument(
+        "--option", action="append", type=parse_hp, default=[], metavar="K=V",
+        help="a provider option for the new job, repeatable",
+    )  # fmt: skip
+    p.add_argument("--dry-run", action="store_true", help="say what would happen; submit nothing")
+    p.add_argument("--yes", action="store_true", help="submit without asking")
+    p.add_argument("--json", action="store_true", help="print the plan and the new job as JSON")
+    add_store_location(p)
+    p.set_defaults(handler=cmd_migrate, json_native=True)
+
 
 def _expired_rows(items: list[Any]) -> list[dict[str, Any]]:
     return [
@@ -178,3 +203,50 @@ def preflight_refused(job: TuningJob, console: Console, as_json: bool) -> bool:
             console.print("nothing was uploaded or submitted")
         return True
     return False
+
+
+# -- migrate --------------------------------------------------------------------------------------
+def cmd_migrate(args: argparse.Namespace, console: Console) -> int:
+    """Plan, ask (or --yes), submit on the successor; the links are in the store."""
+    from finetune_hub.cli.output import confirm
+    from finetune_hub.errors import ValidationError
+    from finetune_hub.jobs.migrate import migrate
+    from finetune_hub.jobs.tuning_job import TuningJob
+
+    old = TuningJob.attach(args.job_id, store=open_store(args))
+    kwargs: dict[str, Any] = {"hyperparameters": dict(args.hp), "options": dict(args.option)}
+    preview = migrate(old, args.to, submit=False, **kwargs)
+    plan, report = preview.migration, preview.report  # type: ignore[attr-defined]
+    if not args.json:
+        for text in plan.lines():
+            console.print(shell_hint(text), soft_wrap=True)
+    if report is not None and not report.ok:
+        from finetune_hub.cli.jobs import _refused
+
+        return _refused(report, console, args.json)
+    if args.dry_run or not confirm(f"Submit the new {plan.provider} job?", yes=args.yes):
+        if args.json:
+            emit_json({"submitted": False, "plan": plan.model_dump(mode="json")})
+        else:
+            console.print("not submitted: nothing was uploaded")
+        return EXIT_OK if args.dry_run else EXIT_FAILED
+    try:
+        new = migrate(old, args.to, **kwargs)
+    except ValidationError as exc:
+        from finetune_hub.cli.jobs import _refused
+
+        return _refused(exc.report, console, args.json)
+    if args.json:
+        emit_json(
+            {
+                "submitted": True,
+                "plan": plan.model_dump(mode="json"),
+                "job": new.store.require(new.id).model_dump(mode="json"),
+            }
+        )
+        return EXIT_OK
+    console.print(
+        f"submitted {new.id} on {plan.to_model} ({new.provider} job {new.provider_job_id}), "
+        f"linked to {old.id}"
+    )
+    return EXIT_OK

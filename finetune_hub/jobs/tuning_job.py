@@ -294,6 +294,29 @@ class TuningJob:
 
         return run_preflight(self)
 
+    def migrate(
+        self,
+        to: str | None = None,
+        *,
+        submit: bool = True,
+        hyperparameters: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> TuningJob:
+        """The same job on the successor model `to` (default: the rules' `replacement` for this
+        base model): the data re-validated for it (converted first where it takes another
+        format), the hyperparameters it still takes carried over and the others dropped with
+        the reason (`new_job.migration`), submitted unless `submit=False`, and linked to this
+        job in the store (`extra.migrated_from` / `extra.migrated_to`). See docs/guardrails.md.
+
+        >>> new = fh.TuningJob.attach("ftj_1a2b3c4d5e6f").migrate()  # doctest: +SKIP
+        >>> print(new.migration)  # doctest: +SKIP
+        """
+        from finetune_hub.jobs.migrate import migrate
+
+        return migrate(
+            self, to, submit=submit, hyperparameters=hyperparameters, options=options
+        )
+
     @property
     def report(self) -> ValidationReport | None:
         """The report of the last `validate()` (or `submit()`); its warnings (a legacy model, a
