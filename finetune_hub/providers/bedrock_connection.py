@@ -16,6 +16,7 @@ calls `find` before every retried create.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from typing import Any, ClassVar
@@ -117,6 +118,7 @@ class BedrockConnection(Connection):
         return self._session
 
     def _make_session(self) -> Any:
+        redact_session_tokens_in_botocore_logs()
         o = self.options
         keys: dict[str, Any] = {}
         if o.aws_access_key_id or o.aws_secret_access_key:
@@ -186,6 +188,38 @@ class BedrockConnection(Connection):
                 PROVIDER, operation, f"{type(exc).__name__}: {exc}", retryable=False
             )
         return None
+
+
+_SESSION_TOKEN = re.compile(
+    r"(x-amz-security-token['\"]?\s*[:=]\s*b?['\"]?)([^'\"\s,&}\\]+)", re.IGNORECASE
+)
+
+
+class _RedactSessionTokens(logging.Filter):
+    """botocore's DEBUG logs print every signed request (`botocore.endpoint`) and its canonical
+    form (`botocore.auth`), session token (`X-Amz-Security-Token`) included: the token is
+    replaced by `<redacted>` before any handler sees the record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "security-token" in message.lower():
+            record.msg, record.args = _SESSION_TOKEN.sub(r"\1<redacted>", message), None
+        return True
+
+
+def redact_session_tokens_in_botocore_logs() -> None:
+    """Put the redacting filter on the botocore loggers that print request headers (once).
+
+    >>> redact_session_tokens_in_botocore_logs()
+    >>> line = "x-amz-security-token:IQoJb3"
+    >>> record = logging.LogRecord("botocore.auth", logging.DEBUG, "", 0, line, (), None)
+    >>> logging.getLogger("botocore.auth").filter(record) and record.getMessage()
+    'x-amz-security-token:<redacted>'
+    """
+    for name in ("botocore.auth", "botocore.endpoint"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactSessionTokens) for f in logger.filters):
+            logger.addFilter(_RedactSessionTokens())
 
 
 def client_error(operation: str, exc: ClientError) -> ProviderError:
