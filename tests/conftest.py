@@ -61,7 +61,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
         cell.setdefault("outcome", "passed")
 
 
-def pytest_terminal_summary(terminalreporter: object, exitstatus: int, config: pytest.Config) -> None:
+def pytest_terminal_summary(
+    terminalreporter: object, exitstatus: int, config: pytest.Config
+) -> None:
     if not _CELLS:
         return
     cells = list(_CELLS.values())
@@ -85,7 +87,9 @@ def pytest_terminal_summary(terminalreporter: object, exitstatus: int, config: p
         write(line)
     total = [c for c in cells if c.get("outcome") != "n/a"]
     write(f"{len(total) - len(failed)}/{len(total)} cells passed")
-    for reason in sorted({f"{c['group']} {c['row']}: {c['reason']}" for c in cells if c.get("outcome") == "n/a"}):
+    na = [c for c in cells if c.get("outcome") == "n/a"]
+    skipped = {f"{c['group']} {c['row']}: {c.get('reason', '')}" for c in na}
+    for reason in sorted(skipped):
         write(f"  not counted: {reason}")
     for c in failed:
         write(f"  FAILED: {c['group']} {c['row']} under {c['column']}")

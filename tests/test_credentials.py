@@ -115,7 +115,7 @@ def store_bytes(store_dir: Path) -> bytes:
     return b"".join(p.read_bytes() for p in store_dir.rglob("*") if p.is_file())
 
 
-# -- OpenAI: OPENAI_API_KEY is the SDK's chain ------------------------------------------------------
+# -- OpenAI: OPENAI_API_KEY is the SDK's chain -----------------------------------------------------
 def test_openai_key_from_the_environment_is_used_and_recorded(fake_openai, tmp_path):
     fake_openai.api_keys = {fake_openai.api_key}
     job = job_on("openai", tmp_path / "s").submit()
@@ -143,7 +143,7 @@ def test_openai_without_a_key_says_where_to_set_one(fake_openai, tmp_path, monke
     assert not caught.value.retryable and fake_openai.count("POST", "/files") == 0
 
 
-# -- Azure OpenAI: key, credential object, DefaultAzureCredential -------------------------------------
+# -- Azure OpenAI: key, credential object, DefaultAzureCredential ----------------------------------
 def azure_options(fake: Any, **extra: Any) -> dict[str, Any]:
     return {
         "subscription_id": fake.subscription_id,
@@ -243,15 +243,13 @@ def test_azure_openai_default_chain_takes_a_managed_identity(
     assert b"TOKENSERVER" not in store_bytes(tmp_path / "s")
 
 
-# -- Azure AI Foundry: DefaultAzureCredential when no credential is given ------------------------------
+# -- Azure AI Foundry: DefaultAzureCredential when no credential is given --------------------------
 def test_azure_foundry_default_chain_takes_a_managed_identity(
     fake_azure_foundry, tokens, tmp_path, monkeypatch
 ):
     managed_identity(monkeypatch, tokens)
     options = {k: v for k, v in fake_azure_foundry.options.items() if k != "credential"}
-    job = job_on(
-        "azure-foundry", tmp_path / "s", base_model="Phi-4-mini-instruct", options=options
-    )
+    job = job_on("azure-foundry", tmp_path / "s", base_model="Phi-4-mini-instruct", options=options)
     job.submit()
     assert job.record.credentials == {"azure": "default-chain"}
     assert ("GET", "/msi/token") in tokens.calls and len(fake_azure_foundry.jobs) == 1
@@ -269,7 +267,7 @@ def test_azure_foundry_credential_in_options_is_used_and_named(fake_azure_foundr
     assert credential.scopes  # the object passed in is the one asked for tokens
 
 
-# -- Vertex AI: Application Default Credentials (google.auth.default) ---------------------------------
+# -- Vertex AI: Application Default Credentials (google.auth.default) ------------------------------
 @pytest.fixture
 def gemini_file(tmp_path: Path) -> Path:
     out = tmp_path / "gozaru_gemini.jsonl"
@@ -365,7 +363,7 @@ def test_vertex_credentials_in_options_are_used_over_adc(
     assert job.record.credentials == {"google": "explicit"} and tokens.calls == []
 
 
-# -- Bedrock: boto3's chain down to a container (ECS task) role ---------------------------------------
+# -- Bedrock: boto3's chain down to a container (ECS task) role ------------------------------------
 def test_bedrock_default_chain_takes_container_credentials(
     fake_bedrock, tokens, tmp_path, monkeypatch
 ):

@@ -158,9 +158,7 @@ class OpenAIRig(Rig):
     def inject(self, operation: str, fault: str) -> None:
         method, path = self.WIRE[operation]
         kind, after = fault_kind(fault)
-        self.fake.inject(
-            method, path, kind, after=after, retry_after=RETRY_AFTER, delay=SLOW_DELAY
-        )
+        self.fake.inject(method, path, kind, after=after, retry_after=RETRY_AFTER, delay=SLOW_DELAY)
 
     def jobs_for(self, job_id: str) -> int:
         from finetune_hub.providers.openai import JOB_ID_KEY
@@ -360,9 +358,7 @@ class AzureFoundryRig(Rig):
     def inject(self, operation: str, fault: str) -> None:
         method, path = self.WIRE[operation]
         kind, after = fault_kind(fault)
-        self.fake.inject(
-            method, path, kind, after=after, retry_after=RETRY_AFTER, delay=SLOW_DELAY
-        )
+        self.fake.inject(method, path, kind, after=after, retry_after=RETRY_AFTER, delay=SLOW_DELAY)
 
     def jobs_for(self, job_id: str) -> int:
         from finetune_hub.providers.azure_foundry_models import job_name

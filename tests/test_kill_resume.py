@@ -202,7 +202,12 @@ def test_a_deploy_killed_at_each_step_resumes_to_one_deployment(fake_azure_opena
     if step == "deploy-sent":
         fake.inject("PUT", r".*/deployments/[^/]+", "slow", delay=LATE)
     run_child(
-        tmp_path, step=step, action="deploy", options=options, store=str(store_path), job_id=first.id
+        tmp_path,
+        step=step,
+        action="deploy",
+        options=options,
+        store=str(store_path),
+        job_id=first.id,
     )
 
     (killed,) = store.list_deployments(active_only=False)
