@@ -150,23 +150,40 @@ def test_absolute_learning_rate_where_a_multiplier_is_taken(tmp_path, provider, 
 
 
 @pytest.mark.parametrize(
-    ("name", "expected"),
+    ("name", "use"),
     [
-        ("max_steps", "options={'max_steps': N}"),
-        ("save_steps", "options={'save_steps': N}"),
-        ("logging_steps", "options={'log_steps': N}"),
-        ("save_total_limit", "keeps every checkpoint"),
-        ("per_device_train_batch_size", "use 'batch_size'"),
-        ("num_train_epochs", "use 'epochs'"),
-        ("lora_r", "use 'lora_rank'"),
+        ("per_device_train_batch_size", "batch_size"),
+        ("micro_batch_size", "batch_size"),
+        ("num_train_epochs", "epochs"),
+        ("num_epochs", "epochs"),
+        ("lora_r", "lora_rank"),
+        ("sequence_len", "max_seq_length"),
     ],
 )
-def test_trl_and_axolotl_names_on_the_local_backend(name, expected):
+def test_trl_and_axolotl_names_are_mapped_on_the_local_backend_with_a_note(name, use):
     from finetune_hub.checks.hyperparams import check_hyperparameters
 
     rules, _ = resolve("local", "smollm2-135m-instruct", "sft")
-    (issue,) = check_hyperparameters({name: 10}, rules).issues
-    assert issue.code == "unknown_hyperparameter" and expected in issue.message
+    check = check_hyperparameters({name: 16}, rules)
+    (issue,) = check.issues
+    assert issue.code == "hyperparameter_renamed" and not issue.is_error
+    assert f"{name!r} is taken as {use!r}" in issue.message and "source:" in issue.message
+    assert check.effective[use] == 16
+    assert check.provider_values[rules.hyperparameters[use].provider_name] == 16
+    both = check_hyperparameters({name: 16, use: 32}, rules).issues
+    assert [i.code for i in both] == ["unknown_hyperparameter"]  # given twice: refused
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["max_steps", "save_steps", "logging_steps", "save_total_limit", "warmup_steps"],
+)
+def test_trl_step_settings_are_local_hyperparameters_under_their_own_names(name):
+    from finetune_hub.checks.hyperparams import check_hyperparameters
+
+    rules, _ = resolve("local", "smollm2-135m-instruct", "sft")
+    check = check_hyperparameters({name: 10}, rules)
+    assert not check.issues and check.provider_values[name] == 10
 
 
 def test_gradient_accumulation_steps_is_taken_by_the_local_backend():

@@ -41,14 +41,14 @@ def check_hyperparameters(
         f"{rules.provider_display_name} {rules.model_id or rules.requested_model} ({rules.method})"
     )
     for name, value in (params or {}).items():
-        spec = specs.get(name)
+        spec = specs.get(name) or _accepted(name, params or {}, rules, result.issues)
         if spec is None:
             result.issues.append(_unknown(name, rules, by_provider_name, where))
             continue
         checked = _check_value(spec, value, where, result.issues)
         if checked is not None:
             result.provider_values[spec.provider_name] = _wire(spec, checked)
-            result.effective[name] = checked
+            result.effective[spec.name] = checked
     for name, spec in specs.items():
         if name not in result.effective:
             if spec.required:
@@ -62,6 +62,28 @@ def check_hyperparameters(
             elif spec.default is not None:
                 result.effective[name] = spec.default
     return result
+
+
+def _accepted(
+    name: str, params: Mapping[str, Any], rules: ResolvedRules, issues: list[Issue]
+) -> HyperparameterSpec | None:
+    """The spec a hint with `accept` maps `name` to (`per_device_train_batch_size` ->
+    `batch_size` on the local backend), noting the mapping as a warning; None when there is no
+    such hint, or when the job also gives the target name (then `name` is refused)."""
+    hint = rules.hyperparameter_hints.get(name)
+    if hint is None or not hint.accept or hint.use not in rules.hyperparameters:
+        return None
+    if hint.use in params:
+        return None
+    issues.append(
+        Issue(
+            code="hyperparameter_renamed",
+            severity=Severity.WARNING,
+            field=f"hyperparameters.{name}",
+            message=f"{name!r} is taken as {hint.use!r} ({hint.note}; {hint.provenance.cite()})",
+        )
+    )
+    return rules.hyperparameters[hint.use]
 
 
 def _unknown(

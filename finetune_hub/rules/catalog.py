@@ -425,7 +425,10 @@ class Catalog:
         try:
             return {
                 name: HyperparameterHint(
-                    use=h.get("use"), note=h["note"], provenance=self._provenance(provider, h, None)
+                    use=h.get("use"),
+                    note=h["note"],
+                    accept=h.get("accept", False),
+                    provenance=self._provenance(provider, h, None),
                 )
                 for name, h in hints.items()
             }

@@ -107,7 +107,8 @@ class HyperparameterSpec(BaseModel):
 class HyperparameterHint(BaseModel):
     """What to say when a user passes a name the backend does not take (`max_steps`, an absolute
     `learning_rate` where the backend takes a multiplier, ...). `use` names the parameter to use
-    instead, when there is one.
+    instead, when there is one. With `accept`, the backend takes the name as `use` (the value is
+    mapped, with the note as a warning) instead of refusing it.
 
     >>> HyperparameterHint(use="batch_size", note="TRL's name for the batch size").use
     'batch_size'
@@ -117,6 +118,7 @@ class HyperparameterHint(BaseModel):
 
     use: str | None = None
     note: str
+    accept: bool = False
     provenance: Provenance
 
 
