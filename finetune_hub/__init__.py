@@ -37,6 +37,7 @@ _LAZY = {
     "rules": "finetune_hub.rules",
     "TuningJob": "finetune_hub.jobs.tuning_job:TuningJob",
     "evaluate": "finetune_hub.jobs.evaluation:evaluate",
+    "scorers": "finetune_hub.jobs.scorers",
     "wait_all": "finetune_hub.jobs.tuning_job:wait_all",
     "remote_jobs": "finetune_hub.jobs.remote:remote_jobs",
     "RemoteJob": "finetune_hub.jobs.remote:RemoteJob",
@@ -141,6 +142,7 @@ if TYPE_CHECKING:  # pragma: no cover
         WaitTimeout,
     )
     from finetune_hub.issues import Issue, Severity
+    from finetune_hub.jobs import scorers
     from finetune_hub.jobs.costing import estimate_cost
     from finetune_hub.jobs.deployment import Deployment
     from finetune_hub.jobs.display import JobList, job_list
