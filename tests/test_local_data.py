@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +152,114 @@ def test_collate_pads_per_batch(tok):
     assert batch["input_ids"].shape == (2, max(len(a), len(b)))
     assert int(batch["attention_mask"].sum()) == len(a) + len(b)
     assert (batch["labels"][batch["attention_mask"] == 0] == IGNORE).all()
+
+
+# -- instruction data with its own column names; evaluation prompts ------------------------------
+ITO = [  # the seed's records: {"ID", "text", "output"}
+    {"ID": 1, "text": "Name a river in Japan.", "output": "The Shinano, gozaru!"},
+    {"ID": 2, "text": "Say hello.", "output": "Hello, gozaru!"},
+]
+
+
+def write_jsonl(path, records):
+    import json
+
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    return path
+
+
+def test_instruction_records_train_directly_on_the_local_backend(tok, tmp_path):
+    from finetune_hub.providers.local.data import build_examples
+
+    path = write_jsonl(tmp_path / "dolly.jsonl", [
+        {"instruction": "Say hello.", "input": "", "output": "Hello, gozaru!"},
+    ])  # fmt: skip
+    (example,) = build_examples(tok, str(path), "sft", 128)
+    assert trained_text(tok, example).startswith("Hello, gozaru!")
+
+
+def test_a_job_reads_its_own_column_names_through_a_mapping(tmp_path):
+    import finetune_hub as fh
+
+    path = write_jsonl(tmp_path / "ito.jsonl", ITO)
+    plain = fh.validate(path, provider="local", base_model="smollm2-135m-instruct")
+    (unknown,) = [i for i in plain.errors if i.code == "unknown_format"]
+    assert "mapping={'instruction': 'text'" in unknown.message
+    mapping = {"instruction": "text", "output": "output"}
+    report = fh.validate(path, "local", "smollm2-135m-instruct", mapping=mapping)
+    assert report.ok and report.format is DataFormat.INSTRUCTION
+    assert report.stats.training.records == 2 and report.stats.training.path == str(path)
+    job = fh.TuningJob(
+        provider="local",
+        base_model="smollm2-135m-instruct",
+        training_file=path,
+        mapping=mapping,
+        store=fh.JobStore(tmp_path / "home"),
+    )
+    assert job.spec.mapping == mapping and job.validate().ok
+    with pytest.raises(fh.JobSpecError, match="mapping"):
+        fh.TuningJob(provider="local", base_model="m", training_file=path, mapping={"a": 1})
+
+
+def test_a_bad_line_of_a_mapped_file_is_reported_at_its_own_line(tmp_path):
+    import finetune_hub as fh
+
+    path = tmp_path / "ito.jsonl"
+    path.write_text(write_jsonl(tmp_path / "a.jsonl", ITO).read_text() + "{not json\n")
+    report = fh.validate(path, "local", "smollm2-135m-instruct", mapping={"instruction": "text"})
+    (bad,) = report.errors
+    assert bad.line == 3 and bad.file == str(path)
+
+
+def test_the_uploaded_file_is_the_mapped_one(tmp_path, monkeypatch):
+    import json
+
+    import finetune_hub as fh
+    from finetune_hub.providers.local import LocalBackend
+
+    monkeypatch.setattr(LocalBackend, "_start", lambda self, run: None)  # a run, no worker
+    monkeypatch.setattr(LocalBackend, "check", lambda self, job: [])
+    job = fh.TuningJob(
+        provider="local",
+        base_model="smollm2-135m-instruct",
+        training_file=write_jsonl(tmp_path / "ito.jsonl", ITO),
+        mapping={"instruction": "text"},
+        options={"output_dir": str(tmp_path / "runs")},
+        store=fh.JobStore(tmp_path / "home"),
+    ).submit()
+    from finetune_hub.providers.local.runner import RunDir
+
+    sent = RunDir(job.provider_job_id).job()["spec"]["training_file"]
+    records = [json.loads(line) for line in Path(sent).read_text().splitlines()]
+    assert records[0] == {
+        "ID": 1,
+        "output": "The Shinano, gozaru!",
+        "instruction": "Name a river in Japan.",
+    }
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"task_id": 0, "input": "Summarise the text."},
+        {"task_id": 1, "input": "Q?", "output": "reference", "eval_aspect": "accuracy"},
+        {"input": "A bare prompt."},
+        {"prompt": "Another bare prompt."},
+    ],
+)
+def test_evaluation_prompts_are_detected_as_prompts_not_pretraining_text(tmp_path, record):
+    import finetune_hub as fh
+
+    path = write_jsonl(tmp_path / "tasks.jsonl", [record, record])
+    assert fh.detect_format(path) is DataFormat.PROMPTS
+    report = fh.validate(path, provider="local", base_model="smollm2-135m-instruct")
+    (error,) = report.errors
+    assert error.code == "unsupported_format" and "fh.evaluate(model" in error.message
+
+
+def test_bedrock_still_reads_bare_input_records_as_continued_pretraining(tmp_path):
+    import finetune_hub as fh
+
+    path = write_jsonl(tmp_path / "cpt.jsonl", [{"input": "Unlabelled text."}] * 2)
+    report = fh.validate(path, "bedrock", "amazon.titan-text-lite-v1", "continued-pretraining")
+    assert report.format is DataFormat.CONTINUED_PRETRAINING and report.ok

@@ -34,6 +34,7 @@ from finetune_hub.checks.scan import (
     scan_range,
 )
 from finetune_hub.data.formats import DataFormat, candidate_formats
+from finetune_hub.data.mapped import mapped_copy
 from finetune_hub.data.reader import JsonlReader, is_gzip
 from finetune_hub.data.tokens import get_counter
 from finetune_hub.errors import DataFileError
@@ -63,6 +64,7 @@ def validate(
     catalog: Catalog | None = None,
     today: dt.date | None = None,
     quotas: Mapping[str, int] | None = None,
+    mapping: Mapping[str, str] | None = None,
 ) -> ValidationReport:
     """Check a job's data and settings against a backend's rules before anything is uploaded.
 
@@ -102,6 +104,7 @@ def validate(
             catalog=catalog,
             today=today,
             quotas=quotas,
+            mapping=mapping,
         )
 
 
@@ -122,6 +125,7 @@ def _validate(
     catalog: Catalog | None,
     today: dt.date | None,
     quotas: Mapping[str, int] | None,
+    mapping: Mapping[str, str] | None = None,
 ) -> ValidationReport:
     cat = catalog or default_catalog()
     rules, notes = cat.resolve(
@@ -141,6 +145,10 @@ def _validate(
     counter = get_counter(tok)
 
     labels: dict[str, str] = {}  # converted copy -> the user's file, for issues and stats
+    if mapping:  # read through the column mapping: a copy with the same line numbers
+        training_file = _mapped(copies, training_file, mapping, labels)
+        if validation_file is not None:
+            validation_file = _mapped(copies, validation_file, mapping, labels)
     fmt, fmt_issues = decide_format(training_file, rules, format)
     train_path, scan_fmt, fmt_issues = _converted(
         copies, training_file, fmt, rules, fmt_issues, labels, max_issues_per_code
@@ -262,7 +270,9 @@ def decide_format(
                 Issue(
                     code="unknown_format",
                     file=label,
-                    message="no record has a known training-data shape (see docs/data-formats.md)",
+                    message="no record has a known training-data shape (see docs/data-formats.md); "
+                    "a file whose columns have other names is read with a mapping of field to "
+                    "column, e.g. mapping={'instruction': 'text', 'output': 'output'}",
                 )
             ]
     if not rules.formats:
@@ -274,6 +284,16 @@ def decide_format(
                 file=label,
                 message=f"finetune_hub does not read the record shape {rules.model_id or rules.requested_model} takes yet{note}; "
                 "only generic checks were made",
+            )
+        ]
+    if fmt is DataFormat.PROMPTS and fmt not in rules.formats:
+        return fmt, [
+            Issue(
+                code="unsupported_format",
+                file=label,
+                message="this file holds evaluation prompts (task_id/input, input or prompt) and "
+                "no answers to train on: ask a model with them, "
+                f"fh.evaluate(model, {label!r}, scorer=...)",
             )
         ]
     if fmt not in rules.formats and autoconvert.planned_target(fmt, rules) is None:
@@ -307,7 +327,7 @@ def _converted(
     if not Path(path).exists():
         raise DataFileError(f"{path}: no such file")
     conv = copies.enter_context(autoconvert.converted_copy(path, fmt, target, keep_lines=True))
-    labels[conv.path] = str(path)
+    labels[conv.path] = labels.get(str(path), str(path))
     listed: dict[str, int] = {}
     read = []
     for issue in conv.reader_issues:
@@ -315,6 +335,19 @@ def _converted(
         if listed[issue.code] <= cap:
             read.append(issue)
     return conv.path, target, [*issues, autoconvert.conversion_issue(conv, rules), *read]
+
+
+def _mapped(
+    copies: ExitStack,
+    path: str | os.PathLike[str],
+    mapping: Mapping[str, str],
+    labels: dict[str, str],
+) -> str:
+    if not Path(path).exists():
+        raise DataFileError(f"{path}: no such file")
+    copy = copies.enter_context(mapped_copy(path, mapping))
+    labels[copy] = str(path)
+    return copy
 
 
 def _relabel(issue: Issue, labels: dict[str, str]) -> Issue:

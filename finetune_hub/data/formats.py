@@ -25,6 +25,7 @@ class DataFormat(StrEnum):
     BEDROCK_CLAUDE = "bedrock_claude"  # {"system": str, "messages": [alternating user/assistant strings]}
     CONTINUED_PRETRAINING = "continued_pretraining"  # {"input": "<unlabeled text>"}
     INSTRUCTION = "instruction"  # dolly-style {"instruction", "input", "output"}: input to conversion recipes
+    PROMPTS = "prompts"  # evaluation prompts, no answer to train on: {"task_id", "input"}, {"input"}, {"prompt"}
 
     @property
     def label(self) -> str:
@@ -44,6 +45,7 @@ _LABELS = {
     DataFormat.BEDROCK_CLAUDE: "Bedrock Claude (system + messages)",
     DataFormat.CONTINUED_PRETRAINING: "continued pre-training (input)",
     DataFormat.INSTRUCTION: "instruction data set (instruction/input/output)",
+    DataFormat.PROMPTS: "evaluation prompts (task_id/input, input or prompt; for fh.evaluate)",
 }
 
 
@@ -80,10 +82,15 @@ def candidate_formats(record: dict[str, Any]) -> tuple[DataFormat, ...]:
         if "candidate_0" in record or "candidate_1" in record or "choice" in record:
             return (DataFormat.RLHF_PREFERENCE,)
         return (DataFormat.RLHF_PROMPT,)
+    if "prompt" in record and "completion" not in record and set(record) <= _PROMPT_KEYS:
+        return (DataFormat.PROMPTS,)  # no completion anywhere: nothing to train on
     if "prompt" in record or "completion" in record:
         return (DataFormat.PROMPT_COMPLETION,)
     if "instruction" in record and ("output" in record or "response" in record):
         return (DataFormat.INSTRUCTION,)
+    if isinstance(record.get("input"), str) and ("task_id" in record or set(record) == {"input"}):
+        # an evaluation set (ELYZA-tasks style) or bare prompts; Bedrock reads {"input"} as text
+        return (DataFormat.PROMPTS, DataFormat.CONTINUED_PRETRAINING)
     if "input" in record:
         return (DataFormat.CONTINUED_PRETRAINING,)
     return ()
@@ -112,6 +119,7 @@ def detect_format(path: str | Any, *, sample: int = 200) -> DataFormat:
 
 
 _CHAT_KEYS = frozenset({"messages", "system"})
+_PROMPT_KEYS = frozenset({"prompt", "task_id", "id"})
 _PREFERENCE_KEYS = ("preferred_output", "non_preferred_output", "preferred_completion", "non_preferred_completion")
 
 

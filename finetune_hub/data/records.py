@@ -558,6 +558,16 @@ def check_instruction(record: dict[str, Any], emit: Emit) -> Example:
     return ex
 
 
+def check_prompts(record: dict[str, Any], emit: Emit) -> Example:
+    """Evaluation prompts: `input` (ELYZA-tasks style, with `task_id`) or `prompt`."""
+    ex = Example()
+    key = "input" if "input" in record else "prompt"
+    text = _text(record.get(key), key, emit)
+    if text is not None:
+        ex.add(text, key, PROMPT)
+    return ex
+
+
 CHECKERS: dict[DataFormat, Callable[[dict[str, Any], Emit], Example]] = {
     DataFormat.CHAT: check_chat,
     DataFormat.RFT: check_rft,
@@ -571,4 +581,5 @@ CHECKERS: dict[DataFormat, Callable[[dict[str, Any], Emit], Example]] = {
     DataFormat.BEDROCK_CONVERSATION: check_bedrock_conversation,
     DataFormat.CONTINUED_PRETRAINING: check_continued_pretraining,
     DataFormat.INSTRUCTION: check_instruction,
+    DataFormat.PROMPTS: check_prompts,
 }

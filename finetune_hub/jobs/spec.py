@@ -62,6 +62,7 @@ class JobSpec(BaseModel):
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     suffix: str | None = None
     format: str | None = None
+    mapping: dict[str, str] = Field(default_factory=dict)  # field -> the file's column: {"instruction": "text"}
     options: dict[str, Any] = Field(default_factory=dict)  # provider-specific: region, role_arn, endpoint...
     datasets: dict[str, str] = Field(default_factory=dict)  # named data sets beside the files (Vertex RLHF)
     quotas: dict[str, Any] = Field(default_factory=dict)  # raised account quotas, e.g. max_training_records
@@ -72,6 +73,17 @@ class JobSpec(BaseModel):
         if value is not None and value not in _FORMATS:
             raise ValueError(f"{value!r} is not a data format; use one of: {', '.join(_FORMATS)}")
         return value
+
+    @field_validator("mapping")
+    @classmethod
+    def _plain_mapping(cls, value: dict[str, str]) -> dict[str, str]:
+        from finetune_hub.data.convert import check_mapping
+        from finetune_hub.errors import ConversionError
+
+        try:
+            return check_mapping(value)
+        except ConversionError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_serializer("options", when_used="json")
     def _mask_options(self, options: dict[str, Any]) -> dict[str, Any]:

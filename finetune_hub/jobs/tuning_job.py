@@ -76,6 +76,7 @@ class TuningJob:
         hyperparameters: dict[str, Any] | None = None,
         suffix: str | None = None,
         format: str | None = None,
+        mapping: dict[str, str] | None = None,
         options: dict[str, Any] | None = None,
         quotas: dict[str, Any] | None = None,
         spec: JobSpec | None = None,
@@ -93,6 +94,7 @@ class TuningJob:
                 hyperparameters=hyperparameters,
                 suffix=suffix,
                 format=format,
+                mapping=mapping,
                 options=options,
                 quotas=quotas,
             )
@@ -258,6 +260,7 @@ class TuningJob:
             format=spec.format,
             suffix=spec.suffix,
             quotas=spec.quotas or None,
+            mapping=spec.mapping or None,
         )
         for issue in self._provider_checks(report):
             target = report.errors if issue.severity is Severity.ERROR else report.warnings
@@ -438,6 +441,7 @@ class TuningJob:
 
     def _upload(self, rec: JobRecord, prepared: PreparedJob) -> dict[str, DataRef]:
         from finetune_hub.checks.autoconvert import upload_copy
+        from finetune_hub.data.mapped import mapped_copy
         from finetune_hub.data.plain import plain_jsonl
 
         refs = {k: DataRef(**v) for k, v in (rec.data_refs or {}).items()}
@@ -448,6 +452,7 @@ class TuningJob:
                 continue
             with ExitStack() as stack:
                 plain = stack.enter_context(plain_jsonl(path))
+                plain = stack.enter_context(mapped_copy(plain, self.spec.mapping))  # columns
                 # a format the rules convert automatically goes up converted (checks/autoconvert)
                 plain = stack.enter_context(upload_copy(plain, prepared.rules, self.spec.format))
                 ref = self._call(
@@ -737,7 +742,7 @@ def _spec_from_arguments(**args: Any) -> JobSpec:
             args[key] = str(args[key])
     if isinstance(args["datasets"], dict):
         args["datasets"] = {k: str(v) if isinstance(v, Path) else v for k, v in args["datasets"].items()}
-    for key in ("datasets", "hyperparameters", "options", "quotas"):
+    for key in ("datasets", "hyperparameters", "options", "quotas", "mapping"):
         if args[key] is None:
             args[key] = {}
     try:

@@ -1,7 +1,7 @@
 """Training examples for the local backend: records -> token ids + loss masks, and length-grouped batches.
 
-Any conversational format the library reads (chat, prompt/completion, Gemini, Bedrock) becomes
-(role, text) turns through the neutral form of `finetune_hub.data.neutral`; any preference format
+Any conversational format the library reads (chat, prompt/completion, instruction data, Gemini,
+Bedrock) becomes (role, text) turns through the neutral form of `finetune_hub.data.neutral`; any preference format
 becomes (prompt turns, chosen, rejected). Turns are rendered with the model's own chat template,
 and only assistant tokens are trained on (an assistant turn with `weight: 0` is context).
 """
@@ -16,6 +16,7 @@ from typing import Any
 from finetune_hub.data.formats import DataFormat, detect_format
 from finetune_hub.data.neutral import PARSERS, Conversation, Skip
 from finetune_hub.data.reader import read_records
+from finetune_hub.data.recipes import instruction_conversation
 from finetune_hub.errors import FinetuneHubError
 
 IGNORE = -100
@@ -47,7 +48,7 @@ class PreferenceExample:
 def read_conversations(path: str, fmt: str | DataFormat | None = None) -> list[Conversation]:
     """Every readable record of `path` in neutral form (records that cannot be read are skipped)."""
     fmt = DataFormat(fmt) if fmt else detect_format(path)
-    parser = PARSERS.get(fmt)
+    parser = instruction_conversation if fmt is DataFormat.INSTRUCTION else PARSERS.get(fmt)
     if parser is None:
         raise FinetuneHubError(f"{path}: the local backend cannot train on {fmt.value} records")
     out = []
