@@ -94,12 +94,7 @@ def test_submit_wait_events_metrics_attach_chat_and_merge(tmp_path, tiny):
     sent = run.job()
     assert sent["hyperparameters"]["r"] == 4  # the rules' TRL / PEFT names...
     assert sent["hyperparameters"]["num_train_epochs"] == 3  # ...with their defaults filled in
-    assert sent["spec"]["options"] == {
-        "num_threads": 1,
-        "max_steps": 8,
-        "save_steps": 4,
-        "gradient_checkpointing": False,
-    }
+    assert sent["spec"]["options"] == {"num_threads": 1, "max_steps": 8, "save_steps": 4}
     assert sent["spec"]["training_file"].startswith(str(run.path / "data"))  # a copy, kept
 
     again = fh.TuningJob.attach(job.id, store=fh.JobStore(tmp_path / "home"))  # after a restart

@@ -109,15 +109,40 @@ class LocalBackend(TuningBackend):
 
     # -- checks -------------------------------------------------------------------------------------
     def check(self, job: PreparedJob) -> list[Issue]:
-        """The base model is here (nothing is downloaded) and QLoRA has bitsandbytes."""
+        """The base model is here (or may be downloaded: `download`), QLoRA has bitsandbytes, and
+        the step settings given both as hyperparameters and as options agree."""
         from finetune_hub.providers.local.models import find_model
 
         issues: list[Issue] = []
+        opts = self.options
         try:
-            find_model(job.model_id)
+            find_model(
+                job.model_id, download=opts.download, trust_remote_code=opts.trust_remote_code
+            )
         except ModelNotFoundError as exc:
             issues.append(Issue(code="unknown_model", field="base_model", message=str(exc)))
-        quant = self.options.quantization
+        for hp, option in (("max_steps", "max_steps"), ("save_steps", "save_steps"),
+                           ("logging_steps", "log_steps")):  # fmt: skip
+            given, other = job.hyperparameters.get(hp), getattr(opts, option)
+            if given is not None and other is not None and given != other:
+                issues.append(
+                    Issue(
+                        code="invalid_option",
+                        field=f"options.{option}",
+                        message=f"options {option}={other} and hyperparameters {hp}={given} "
+                        "disagree; give it once (the hyperparameter is TRL's name)",
+                    )
+                )
+        if opts.distributed == "fsdp" and opts.quantization not in (None, "none"):
+            issues.append(
+                Issue(
+                    code="invalid_option",
+                    field="options.distributed",
+                    message="FSDP over quantized (QLoRA) weights is not supported by the local "
+                    "backend; use distributed='ddp' (a 4-bit copy per GPU) or no quantization",
+                )
+            )
+        quant = opts.quantization
         if quant not in (None, "none") and importlib.util.find_spec("bitsandbytes") is None:
             issues.append(
                 Issue(
@@ -219,9 +244,9 @@ class LocalBackend(TuningBackend):
         return self.get(str(run.path))
 
     def _start(self, run: RunDir) -> None:
-        env = dict(
-            os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false"
-        )
+        env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
+        if not self.options.download:  # nothing may reach a hub unless the job says so
+            env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
         # OpenMP threads that spin while they wait make a step many times slower when another
         # process wants the same cores (a notebook, a test run); passive waiting costs little.
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -277,6 +302,7 @@ class LocalBackend(TuningBackend):
             created_at=_parse_time(status.get("created_at")),
             finished_at=_parse_time(status.get("finished_at")),
             raw=status,
+            smoke_test=status.get("smoke_test"),
         )
 
     def list_jobs(

@@ -51,14 +51,38 @@ class LocalOptions(ProviderOptions):
         default=None, description=f"LoRA target modules (default {list(DEFAULT_TARGETS)})"
     )
     weight_decay: float | None = Field(default=None, ge=0, description="AdamW weight decay")
+    download: bool = Field(
+        default=False,
+        description="a base_model that is a Hugging Face Hub id is downloaded through "
+        "huggingface_hub (its cache, its token); off: local folders only",
+    )
+    trust_remote_code: bool = Field(
+        default=False, description="run model code that a model folder brings (auto_map)"
+    )
+    num_processes: int = Field(
+        default=1, ge=1, description="training processes on this machine (one per GPU), torchrun"
+    )
+    num_machines: int = Field(default=1, ge=1, description="machines training together")
+    machine_rank: int = Field(default=0, ge=0, description="this machine's rank, 0 .. n-1")
+    main_process_ip: str | None = Field(
+        default=None, description="address of the machine of rank 0 (several machines)"
+    )
+    main_process_port: int | None = Field(
+        default=None, ge=1, le=65535, description="port of rank 0 (default 29500)"
+    )
+    distributed: Literal["ddp", "fsdp"] = Field(
+        default="ddp",
+        description='"ddp": a copy of the model per process; "fsdp": parameters sharded over '
+        "the processes, for a model that does not fit one device",
+    )
 
     #: options that describe where the run goes, not how it trains
     placement: ClassVar[frozenset[str]] = frozenset({"output_dir", "timeout"})
 
     def training(self) -> dict[str, Any]:
-        """The options the worker trains with (`job.json`), unset ones left out."""
+        """The options the worker trains with (`job.json`), unset and default ones left out."""
         keep = set(type(self).model_fields) - self.placement
-        return self.model_dump(include=keep, exclude_none=True)
+        return self.model_dump(include=keep, exclude_none=True, exclude_defaults=True)
 
 
 def _hyperparameter_names() -> set[str]:
@@ -93,6 +117,18 @@ class LocalConnection(Connection):
                     f"hyperparameters={{{given}}}"
                 )
         super().__init__(options)
+        opts = self.options
+        if opts.num_machines > 1 and not opts.main_process_ip:
+            raise OptionsError(
+                f"local option num_machines={opts.num_machines} needs main_process_ip (the address "
+                "of the machine of rank 0); every machine runs the same job with its own "
+                "machine_rank"
+            )
+        if opts.machine_rank >= opts.num_machines:
+            raise OptionsError(
+                f"local option machine_rank={opts.machine_rank} must be below "
+                f"num_machines={opts.num_machines}"
+            )
 
     @property
     def output_dir(self) -> Path:

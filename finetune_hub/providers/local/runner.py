@@ -185,3 +185,21 @@ class RunDir:
 
     def request_cancel(self) -> None:
         self.cancel_path.write_text(now_iso(), encoding="utf-8")
+
+
+class QuietRun(RunDir):
+    """The run folder as a training rank other than 0 sees it: it reads, and writes nothing (rank
+    0 writes status, events, metrics and checkpoints for the whole run; it also decides when a
+    cancel stops every rank)."""
+
+    def write_status(self, **fields: Any) -> dict[str, Any]:
+        return self.status()
+
+    def add_event(self, message: str, **kwargs: Any) -> None:
+        pass
+
+    def add_metric(self, point: dict[str, Any]) -> None:
+        pass
+
+    def cancel_requested(self) -> bool:
+        return False
