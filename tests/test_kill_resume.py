@@ -158,6 +158,8 @@ def test_a_submit_killed_at_each_step_resumes_to_one_job(fake_openai, tmp_path, 
     recorded_upload = step.startswith("create")  # a create comes after the upload is recorded
     assert ("training" in killed.data_refs) == recorded_upload
     assert ("create_attempted_at" in killed.extra) == step.startswith("create")
+    creates = 1 if step.startswith("create") else 0
+    assert fake_openai.count("POST", "/fine_tuning/jobs") == creates  # on the wire before death
     if step == "create-sent":  # the fake is still making it: a look-up now finds nothing
         assert jobs_for(fake_openai, job_id) == 0
     uploads = fake_openai.count("POST", "/files")
@@ -213,6 +215,8 @@ def test_a_deploy_killed_at_each_step_resumes_to_one_deployment(fake_azure_opena
     (killed,) = store.list_deployments(active_only=False)
     assert killed.deleted_at is None
     assert ("create_attempted_at" in killed.extra) == (step != "deploy-after-record")
+    sent = 0 if step == "deploy-after-record" else 1
+    assert fake.count("PUT", r".*/deployments/[^/]+") == sent  # on the wire before death
     if step == "deploy-sent":  # the fake is still making it: a look-up now finds nothing
         assert fake.deployments == {}
 
