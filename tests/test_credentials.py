@@ -5,9 +5,9 @@ environment holds.
 Token endpoints are faked on 127.0.0.1 (`TokenServer`): Google's OAuth token endpoint (the
 `token_uri` of an authorized-user or service-account file found through Application Default
 Credentials), the Azure App Service managed-identity endpoint (`IDENTITY_ENDPOINT`, which
-`DefaultAzureCredential` tries after environment and workload credentials) and the ECS
-container-credentials endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI`, in boto3's chain after
-the environment and the shared files). The fakes then accept only the tokens handed out, so a
+`DefaultAzureCredential` tries after environment and workload credentials), the ECS
+container-credentials endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI`) and EC2's instance
+metadata service (`AWS_EC2_METADATA_SERVICE_ENDPOINT`), the last links of boto3's chain. The fakes then accept only the tokens handed out, so a
 passing test shows the token travelled.
 
 What cannot be faked here: `DefaultAzureCredential`'s environment service principal
@@ -81,9 +81,19 @@ class TokenServer:
                 "token_type": "Bearer",
             }
             return FakeResponse.json_body(200, body)
+        expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
         if request.path == "/creds":  # ECS / EKS container credentials
-            expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
             return FakeResponse.json_body(200, {**self.aws, "Expiration": expires})
+        if request.path == "/latest/api/token" and request.method == "PUT":  # EC2 IMDSv2
+            return FakeResponse(200, b"imds-session-TOKENSERVER", {"content-type": "text/plain"})
+        if request.path.startswith("/latest/meta-data/iam/security-credentials/"):
+            if request.headers.get("x-aws-ec2-metadata-token") != "imds-session-TOKENSERVER":
+                return FakeResponse(401, b"")
+            role = request.path.rsplit("/", 1)[-1]
+            if not role:
+                return FakeResponse(200, b"finetune-hub-role", {"content-type": "text/plain"})
+            body = {"Code": "Success", "Type": "AWS-HMAC", **self.aws, "Expiration": expires}
+            return FakeResponse.json_body(200, body)
         return FakeResponse.json_body(404, {"error": f"no route {request.path}"})
 
     @staticmethod
@@ -382,3 +392,31 @@ def test_bedrock_default_chain_takes_container_credentials(
     assert job.record.credentials == {"aws": "default-chain"}
     assert ("GET", "/creds") in tokens.calls and len(fake_bedrock.jobs()) == 1
     assert b"TOKENSERVER" not in store_bytes(tmp_path / "s")
+
+
+def test_bedrock_default_chain_takes_an_instance_role(fake_bedrock, tokens, tmp_path, monkeypatch):
+    """EC2's instance metadata service (IMDSv2: a session token, then the role's credentials),
+    the last link of boto3's chain."""
+    for var in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "false")
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", f"{tokens.url}/")
+    training = tmp_path / "conversation.jsonl"
+    fh.convert(CHAT, training, to="bedrock_conversation")
+    job = job_on(
+        "bedrock", tmp_path / "s", training, base_model="amazon.nova-lite-v1:0:300k",
+        options={"role_arn": fake_bedrock.role_arn, "s3_uri": fake_bedrock.s3_uri},
+    )  # fmt: skip
+    job.submit()
+    assert job.record.credentials == {"aws": "default-chain"}
+    assert ("GET", "/latest/meta-data/iam/security-credentials/finetune-hub-role") in tokens.calls
+    assert len(fake_bedrock.jobs()) == 1 and b"TOKENSERVER" not in store_bytes(tmp_path / "s")
