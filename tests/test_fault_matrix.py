@@ -660,7 +660,7 @@ def test_the_store_is_whole_after_every_cell(rig: Rig) -> None:
     matrix left is marked deleted, as its deployment is gone."""
     store = fh.JobStore(rig.tmp / "store")
     records = store.list()
-    assert len(records) > 1 and len({r.id for r in records}) == len(records)
+    assert records and len({r.id for r in records}) == len(records)
     for rec in records:
         assert rec.provider_job_id and "create_attempted_at" not in rec.extra
         assert rig.jobs_for(rec.id) == 1
