@@ -191,3 +191,14 @@ def test_wrong_argument_types_name_the_argument(kwargs, argument):
     args = {"provider": "openai", "base_model": "gpt-4.1-mini", "training_file": "t.jsonl", **kwargs}
     with pytest.raises(fh.JobSpecError, match=argument):
         fh.TuningJob(**args)
+
+
+def test_a_deployment_wait_outlasts_an_outage(fake_provider, tmp_path):
+    clock = Clock()
+    job = make_job("fake", tmp_path, clock)
+    job.submit()
+    model = job.wait(poll_interval=0.01, progress=False)
+    deployment = model.deploy(confirm_cost=True)
+    for _ in range(8):  # more than the 5 attempts of one retried call
+        fake_provider.fail_next("get_deployment", status_code=503)
+    assert deployment.wait_ready(poll_interval=1) is fh.DeploymentStatus.READY

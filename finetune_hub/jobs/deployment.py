@@ -13,7 +13,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from finetune_hub.backoff import Backoff, poll
-from finetune_hub.errors import WaitTimeout
+from finetune_hub.errors import ProviderError, WaitTimeout
 from finetune_hub.status import DeploymentStatus
 
 _ATTEMPT = "create_attempted_at"  # in the record's extra: when a create was last sent
@@ -157,7 +157,8 @@ class Deployment:
 
     def wait_ready(self, timeout: float = 1800, poll_interval: float = 10.0) -> DeploymentStatus:
         """Poll until the deployment is ready, failed or gone; `fh.WaitTimeout` after `timeout`
-        seconds (the deployment goes on, and bills)."""
+        seconds (the deployment goes on, and bills). A provider that cannot be reached for a
+        while (429, 5xx, timeouts) does not end the wait; 401/403/404 do."""
 
         def too_long(status: DeploymentStatus) -> WaitTimeout:
             return WaitTimeout(
@@ -165,9 +166,17 @@ class Deployment:
                 "(and may bill): call wait_ready() again or delete() it"
             )
 
+        def look() -> DeploymentStatus:
+            try:
+                return self.refresh()
+            except ProviderError as exc:  # unreachable for a while: keep waiting, like job waits
+                if not exc.retryable:
+                    raise
+                return DeploymentStatus.UNKNOWN
+
         backoff = Backoff(poll_interval, max(poll_interval, 60.0))
         return poll(
-            self.refresh,
+            look,
             lambda s: s.is_settled,
             backoff=backoff,
             timeout=timeout,
