@@ -33,6 +33,17 @@ class TunedModel:
     def __repr__(self) -> str:
         return f"<TunedModel {self.id} on {self.provider} (job {self.job.id})>"
 
+    @property
+    def smoke_test(self) -> dict[str, Any] | None:
+        """The report of the check run right after training, where the backend runs one (local:
+        does a reply stop where the chat template ends a turn? docs/guardrails.md), else None.
+
+        >>> model.smoke_test["ok"], [i["code"] for i in model.smoke_test["issues"]]  # doctest: +SKIP
+        (False, ['end_of_turn_not_a_stop_token'])
+        """
+        rec = self.job.record
+        return None if rec is None else rec.extra.get("smoke_test")
+
     def _repr_html_(self) -> str:
         from finetune_hub.jobs.display import model_html
 

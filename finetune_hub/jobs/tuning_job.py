@@ -500,6 +500,10 @@ class TuningJob:
         if job.error:
             fields["error"] = job.error
             fields["error_code"] = job.error_code
+        if job.smoke_test is not None:  # a post-training check (docs/guardrails.md)
+            extra = self.store.require(self.id).extra
+            if extra.get("smoke_test") != job.smoke_test:
+                fields["extra"] = {**extra, "smoke_test": job.smoke_test}
         if fields:
             self.store.update(self.id, **fields)
 

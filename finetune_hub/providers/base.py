@@ -180,6 +180,7 @@ class ProviderJob(BaseModel):
     base_model: str | None = None  # the provider's id of the base model
     method: str | None = None  # in finetune_hub's names: "sft", "dpo", ...
     local_job_id: str | None = None  # the finetune_hub job id a create left on it (metadata)
+    smoke_test: dict[str, Any] | None = None  # a post-training check's report (local: smoke.py)
 
 
 # -- connection ----------------------------------------------------------------------------------
