@@ -77,8 +77,9 @@ def no_hang():
 
 # -- limits measured on the decompressed bytes ------------------------------------------------
 def bomb(path: Path, records: int, newline_mb: int) -> Path:
-    """A small .gz that holds `newline_mb` MiB once decompressed (gzip members concatenate)."""
-    member = gzip.compress(b"\n" * MB, compresslevel=9)
+    """A small .gz that holds `newline_mb` MiB once decompressed (gzip members concatenate) of
+    blank lines of 16 bytes (so the byte cap, not the line budget, is what stops it)."""
+    member = gzip.compress(b" " * 15 + b"\n" + b"               \n" * (MB // 16 - 1), 9)
     with open(path, "wb") as f:
         f.write(gzip.compress(b"".join(chat(i) for i in range(records))))
         for _ in range(newline_mb):
@@ -96,7 +97,7 @@ def test_a_small_gz_holding_630_mb_fails_the_512_mb_cap_and_reading_stops_there(
     stats = report.stats.training
     assert stats.records == 20
     # it stopped right past the cap, not at the end of the 630 MiB
-    assert stats.lines <= 20 + 512 * MB + MB
+    assert stats.lines <= 20 + (512 * MB + MB) // 16
     assert not report.ok
 
 

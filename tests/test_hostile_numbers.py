@@ -198,3 +198,25 @@ def test_the_number_rules_are_documented():
 
     docs = (Path(__file__).resolve().parents[1] / "docs" / "validation.md").read_text("utf-8")
     assert "`nan`" in docs and "64 bits" in docs
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [
+        ("hyperparameters", [("epochs", 3)]),
+        ("suffix", 5),
+        ("base_model", None),
+        ("quotas", 20000),
+        ("workers", "2"),
+        ("max_issues_per_code", -1),
+    ],
+)
+def test_validate_names_an_argument_of_the_wrong_type(data, argument, value):
+    kwargs = {"provider": "openai", "base_model": "gpt-4.1-mini", argument: value}
+    with pytest.raises(JobSpecError, match=f"fh.validate: {argument} must be"):
+        fh.validate(data, **kwargs)
+
+
+def test_a_lone_surrogate_escape_in_a_yaml_job_file_names_the_field(tmp_path):
+    message = job_error(tmp_path, "job.yaml", (GOOD + 'suffix: "bot\\ud83d"\n').encode())
+    assert "suffix holds" in message and "surrogate" in message

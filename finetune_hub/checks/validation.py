@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune_hub.checks import autoconvert
+from finetune_hub.checks.arguments import check_arguments
 from finetune_hub.checks.hyperparams import check_hyperparameters
 from finetune_hub.checks.report import (
     FileStats,
@@ -87,6 +88,7 @@ def validate(
     contents on Vertex AI) is checked as the converted records, with a warning saying it will
     be converted, or an error naming what the conversion would lose.
     """
+    check_arguments(locals())  # a wrong type names the argument (JobSpecError)
     with ExitStack() as copies:  # converted copies live until the report is made
         return _validate(
             copies,

@@ -171,7 +171,7 @@ class JsonlReader:
                 self._issue(lineno, "blank_line", "blank line", Severity.WARNING)
                 if blank_run == max_blank_run and (end is None or pos < end):
                     try:
-                        skipped, size = _skip_blank_lines(f, pos, end, last_byte)
+                        skipped, size = _skip_blank_lines(f, pos, end, last_byte, last_line - lineno)
                     except (EOFError, OSError, zlib.error) as exc:
                         self._corrupt(lineno + 1, exc)
                         break
@@ -185,10 +185,7 @@ class JsonlReader:
                         )
                         lineno += skipped
                         pos += size
-                        if pos > last_byte:
-                            self.over_max_bytes = True
-                            break
-                        if lineno > last_line:
+                        if lineno > last_line:  # checked in the same order as for one line
                             self.stopped = "too_many_lines"
                             lineno = last_line
                             self._issue(
@@ -197,6 +194,9 @@ class JsonlReader:
                                 f"the file has more than {self.max_lines:,} lines; reading stopped "
                                 "there and the rest was not checked (a padded or decompression-bomb file?)",
                             )
+                            break
+                        if pos > last_byte:
+                            self.over_max_bytes = True
                             break
                     blank_run = 0
                 continue
@@ -316,10 +316,13 @@ def _skip_rest(f: BinaryIO, raw: bytes, budget: int = sys.maxsize) -> int:
     return skipped
 
 
-def _skip_blank_lines(f: io.BufferedReader, pos: int, end: int | None, last_byte: int) -> tuple[int, int]:
-    """Consume whole blank lines straight from the buffer (C-speed `lstrip`, no per-line loop);
+def _skip_blank_lines(
+    f: io.BufferedReader, pos: int, end: int | None, last_byte: int, lines_left: int
+) -> tuple[int, int]:
+    """Consume whole blank lines straight from the buffer (C-speed `isspace`, no per-line loop);
     return `(lines, bytes)` skipped. Stops before the first line holding anything but whitespace,
-    at `end` (a byte range's end) and once past `last_byte` (the `max_bytes` cap)."""
+    at `end` (a byte range's end), and within a buffer past `last_byte` (the `max_bytes` cap) or
+    past `lines_left` lines (the line budget)."""
     lines = size = 0
     while True:
         buf = f.peek(_CHUNK)
@@ -334,7 +337,7 @@ def _skip_blank_lines(f: io.BufferedReader, pos: int, end: int | None, last_byte
         lines += buf.count(b"\n", 0, cut)
         size += cut
         f.read(cut)
-        if cut < len(buf) or pos + size > last_byte:
+        if cut < len(buf) or pos + size > last_byte or lines > lines_left:
             break
     return lines, size
 

@@ -113,6 +113,7 @@ class JobSpec(BaseModel):
         for key in data:
             if not isinstance(key, str):
                 raise JobSpecError(f"{path}: field names must be text, found {key!r}")
+        _refuse_lone_surrogates(path, data)
         try:
             for key in ("training_file", "validation_file"):
                 value = data.get(key)
@@ -154,6 +155,33 @@ def _decode(path: Path, raw: bytes) -> str:
             "save it as UTF-8"
         )
     return text
+
+
+def _refuse_lone_surrogates(path: Path, data: dict[str, Any]) -> None:
+    """YAML escapes such as "\\ud83d" make strings no UTF-8 or JSON can hold (the store and
+    `model_dump_json` would fail later): refuse them here, naming the field."""
+    stack: list[tuple[str, Any]] = [(key, value) for key, value in data.items()]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(path, f"{where} (a key)", key)
+                stack.append((f"{where}.{key}", item))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+        else:
+            _check_text(path, where, value)
+
+
+def _check_text(path: Path, where: str, value: Any) -> None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise JobSpecError(
+                f"{path}: {where} holds {value[exc.start]!r}, half of a UTF-16 surrogate pair, "
+                "which is not text; write the character itself"
+            ) from None
 
 
 def _parse(path: Path, text: str) -> Any:
