@@ -1,15 +1,21 @@
-"""Local LoRA training throughput: our loop vs HF Trainer + peft, same model, data and machine.
+"""Local LoRA training throughput: our loop vs HF Trainer + peft vs TRL's SFTTrainer, same model,
+data and machine.
 
-    .venv/bin/python bench/local_train_bench.py                 # tiny Llama (~7 M params), ~2 min on 2 cores
+    .venv/bin/python bench/local_train_bench.py                 # tiny Llama (~7 M params), ~4 min on 2 cores
     .venv/bin/python bench/local_train_bench.py --model default # SmolLM2-135M (slower)
     .venv/bin/python bench/local_train_bench.py --examples 400 --repeat 1   # quick look
+    .venv/bin/python bench/local_train_bench.py --variants ours,trl-bfd     # some variants only
 
-Both variants train one epoch of LoRA (r=16 on q/k/v/o) over the same chat examples with loss on
-assistant tokens only, batch 8. "ours" is `finetune_hub.providers.local.train.Trainer`
-(length-grouped batches, per-batch padding, output layer on trained positions only); "hf" is
-`transformers.Trainer` + peft with per-batch padding in random order (its default). Each run is
-its own subprocess, round robin, so machine drift hits both alike; the median is kept. Throughput
-counts non-padding tokens only; peak RSS is each subprocess's VmHWM.
+Every variant trains one epoch of LoRA (r=16 on q/k/v/o) over the same chat examples, tokenized
+once by our pipeline, with loss on assistant tokens only. "ours" is
+`finetune_hub.providers.local.train.Trainer` (length-grouped batches of 8, per-batch padding,
+output layer on trained positions only); "hf" is `transformers.Trainer` + peft with per-batch
+padding in random order (its default), batch 8; "trl" is TRL's `SFTTrainer` (pip install
+"finetune-hub[bench]") with settings matched (batch 8, padded, assistant-only loss); "trl-bfd" is
+the same with TRL's padding-free packing (`packing=True, packing_strategy="bfd"`: sequences packed
+into rows of `batch x max-len` tokens, one row per step, no padding). Each run is its own
+subprocess, round robin, so machine drift hits all alike; the median is kept. Throughput counts
+non-padding tokens only; peak RSS is each subprocess's VmHWM.
 """
 
 from __future__ import annotations
@@ -114,6 +120,8 @@ def child(variant: str, model: str, data: str, work: str, batch: int, max_len: i
         start = time.perf_counter()
         trainer.fit()
         seconds = time.perf_counter() - start
+    elif variant.startswith("trl"):
+        seconds = _trl(trainer, work, batch, max_len, packed=variant == "trl-bfd")
     else:
         from transformers import Trainer as HFTrainer
         from transformers import TrainingArguments
@@ -162,6 +170,55 @@ def child(variant: str, model: str, data: str, work: str, batch: int, max_len: i
     }
 
 
+def _trl(trainer, work: str, batch: int, max_len: int, *, packed: bool) -> float:
+    """TRL's SFTTrainer on the same tokenized examples and the same LoRA model: a dataset of
+    input_ids + assistant_masks, which TRL takes as it is (no tokenization of its own) and turns
+    into labels on the assistant tokens only."""
+    import datasets
+    from trl import SFTConfig, SFTTrainer
+
+    from finetune_hub.providers.local.data import IGNORE
+
+    rows = [
+        {"input_ids": e.input_ids, "assistant_masks": [int(x != IGNORE) for x in e.labels]}
+        for e in trainer.train
+    ]
+    args = SFTConfig(
+        output_dir=str(Path(work) / "trl"),
+        per_device_train_batch_size=1 if packed else batch,
+        packing=packed,
+        packing_strategy="bfd",
+        max_length=batch * max_len if packed else max_len,
+        num_train_epochs=1,
+        learning_rate=2e-4,
+        report_to=[],
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        save_strategy="no",
+        logging_steps=10**6,
+        disable_tqdm=True,
+        seed=0,
+    )
+    sft = SFTTrainer(
+        model=trainer.model,
+        args=args,
+        train_dataset=datasets.Dataset.from_list(rows),
+        processing_class=trainer.tokenizer,
+    )
+    start = time.perf_counter()
+    sft.train()
+    return time.perf_counter() - start
+
+
+VARIANTS = {
+    "hf": "HF Trainer + peft (random order, padded)",
+    "trl": "TRL SFTTrainer (padded, settings matched)",
+    "trl-bfd": "TRL SFTTrainer (packing bfd, padding-free)",
+    "ours": "finetune_hub local loop",
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -175,6 +232,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--max-len", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
     ap.add_argument(
         "--child", nargs=3, metavar=("VARIANT", "MODEL", "DATA"), help=argparse.SUPPRESS
     )
@@ -203,9 +261,13 @@ def main() -> None:
         model = "smollm2-135m-instruct"
     else:
         model = args.model
-    results: dict[str, list[dict]] = {"hf": [], "ours": []}
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        ap.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    results: dict[str, list[dict]] = {v: [] for v in variants}
     for r in range(args.repeat):
-        for variant in ("hf", "ours"):
+        for variant in variants:
             out = subprocess.run(
                 [
                     sys.executable,
@@ -223,23 +285,42 @@ def main() -> None:
                 ],
                 capture_output=True,
                 text=True,
-                check=True,
             )
+            if out.returncode != 0:
+                print(f"  run {r + 1} {variant}: failed\n{out.stderr[-2000:]}", flush=True)
+                continue
             res = json.loads(out.stdout.strip().splitlines()[-1])
             results[variant].append(res)
             print(
-                f"  run {r + 1} {variant:4s}: {res['tokens_per_s']:8.0f} non-padding tokens/s, {res['seconds']:6.1f} s, peak RSS {res['peak_rss_mb']:.0f} MB",
+                f"  run {r + 1} {variant:8s}: {res['tokens_per_s']:8.0f} non-padding tokens/s, "
+                f"{res['seconds']:6.1f} s, peak RSS {res['peak_rss_mb']:.0f} MB",
                 flush=True,
             )
-    med = {v: statistics.median(x["tokens_per_s"] for x in rs) for v, rs in results.items()}
-    rss = {v: max(x["peak_rss_mb"] for x in rs) for v, rs in results.items()}
+    done = {v: rs for v, rs in results.items() if rs}
+    med = {v: statistics.median(x["tokens_per_s"] for x in rs) for v, rs in done.items()}
+    rss = {v: max(x["peak_rss_mb"] for x in rs) for v, rs in done.items()}
+    first = next(iter(done.values()))[0]
     print(
-        f"\nmodel {args.model}, {args.examples} examples, {results['ours'][0]['tokens']:,} non-padding tokens per epoch, batch {args.batch}, {os.cpu_count()} CPU cores"
+        f"\nmodel {args.model}, {args.examples} examples, {first['tokens']:,} non-padding tokens "
+        f"per epoch, batch {args.batch}, {os.cpu_count()} CPU cores, {args.repeat} runs each"
     )
-    print(f"{'variant':40s} {'tokens/s':>10s} {'peak RSS MB':>12s}")
-    print(f"{'HF Trainer + peft (random order, padded)':40s} {med['hf']:10.0f} {rss['hf']:12.0f}")
-    print(f"{'finetune_hub local loop':40s} {med['ours']:10.0f} {rss['ours']:12.0f}")
-    print(f"ratio (ours / HF Trainer): {med['ours'] / med['hf']:.2f}x  (target >= 1.5x)")
+    print(f"{'variant':45s} {'tokens/s':>10s} {'peak RSS MB':>12s}")
+    for v in done:
+        print(f"{VARIANTS[v]:45s} {med[v]:10.0f} {rss[v]:12.0f}")
+    if "ours" in med:
+        if "hf" in med:
+            print(f"ratio ours / HF Trainer: {med['ours'] / med['hf']:.2f}x  (target >= 1.5x)")
+        trl = {v: med[v] for v in ("trl", "trl-bfd") if v in med}
+        if trl:
+            best = max(trl, key=trl.__getitem__)
+            print(
+                f"ratio ours / TRL ({best}, the faster TRL variant): "
+                f"{med['ours'] / trl[best]:.2f}x  (target >= 1.0x)"
+            )
+    out_file = Path.home() / ".cache" / "finetune_hub" / "bench" / "local_train_bench.json"
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(json.dumps({"args": vars(args), "runs": results}, indent=1))
+    print(f"results: {out_file}")
 
 
 if __name__ == "__main__":

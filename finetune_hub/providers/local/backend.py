@@ -1,8 +1,9 @@
 """`LocalBackend`: the same `TuningJob` flow, trained on this machine by a detached worker process.
 
-Options are `LocalOptions` (connection.py): `output_dir`, `device`, `quantization`, `num_threads`,
-`max_steps`, `save_steps`, `log_steps`, `gradient_checkpointing`, `target_modules`,
-`weight_decay`. The run folder `<output_dir>/<job id>/` holds everything (runner.py); the
+Options are `LocalOptions` (connection.py): `output_dir`, `device`, `download`,
+`trust_remote_code`, `quantization`, `num_processes` (and `num_machines`, `machine_rank`,
+`main_process_ip`, `main_process_port`, `distributed`), `num_threads`, `gradient_checkpointing`,
+`target_modules`, `weight_decay`. The run folder `<output_dir>/<job id>/` holds everything (runner.py); the
 provider job id is its path and the tuned model id is its `adapter/` folder. Serving modes are in
 deploy.py (`merge`, `serve`); a tuned model also answers without one (`model.chat`).
 
@@ -215,6 +216,7 @@ class LocalBackend(TuningBackend):
             "spec": {
                 "base_model": job.model_id,
                 "training_file": refs["training"].id,
+                "source_file": refs["training"].path,  # as the user gave it
                 "validation_file": validation.id if validation else None,
                 "method": job.method,
                 "suffix": job.suffix,

@@ -225,8 +225,8 @@ def resolve_model(
 
 
 def _convert_gguf(gguf: Path, folder: Path) -> None:
-    """De-quantise the GGUF into an HF folder, atomically (temp dir + rename), with a chat template."""
-    offline()
+    """De-quantise the GGUF into an HF folder, atomically (temp dir + rename), with a chat template.
+    Nothing reaches a hub (`local_files_only`); the process's environment is left as it is."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -234,12 +234,16 @@ def _convert_gguf(gguf: Path, folder: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
         hf_logging.disable_progress_bar()
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        tokenizer = AutoTokenizer.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, local_files_only=True
+        )
         if not getattr(tokenizer, "chat_template", None):
             tokenizer.chat_template = CHATML_TEMPLATE
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, local_files_only=True
+        )
         # The weights are already de-quantised to float32; drop the GGUF marker so they can be saved.
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):

@@ -92,6 +92,10 @@ def write_model_card(adapter: str | os.PathLike[str]) -> Path:
         for kind, p in data:
             d = data_summary(p)
             lines.append(f"| {kind}: {d['file']} | `{d['sha256']}` | {d['records']} |")
+        source = spec.get("source_file")
+        if source and Path(source).name != Path(data[0][1]).name:
+            lines += ["", f"The training file as given: {Path(source).name}; the table describes "
+                      "the copy trained on (after any column mapping or conversion)."]  # fmt: skip
         lines.append("")
     settings = {**(job.get("hyperparameters") or {}), **(spec.get("options") or {})}
     if settings:
@@ -193,13 +197,22 @@ def push_to_hub(
             card = card.replace(named, base)
         (stage / CARD).write_text(card, encoding="utf-8")
         api = HfApi(token=token)
-        url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        api.upload_folder(
-            folder_path=str(stage),
-            repo_id=repo_id,
-            repo_type="model",
-            commit_message=commit_message,
-        )
+        try:
+            url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            api.upload_folder(
+                folder_path=str(stage),
+                repo_id=repo_id,
+                repo_type="model",
+                commit_message=commit_message,
+            )
+        except Exception as exc:
+            if type(exc).__name__ == "OfflineModeIsEnabled":
+                raise FinetuneHubError(
+                    "huggingface_hub is in offline mode in this process (HF_HUB_OFFLINE or "
+                    "TRANSFORMERS_OFFLINE was set when it was imported): push from a process "
+                    "without them"
+                ) from exc
+            raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return str(url)
