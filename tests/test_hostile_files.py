@@ -416,3 +416,15 @@ def test_what_grows_with_records_is_documented():
     for code in ("blank_lines_skipped", "too_many_lines", "file_too_large"):
         assert f"`{code}`" in docs
     assert "bytes per record" in docs and "decompressed" in docs
+
+
+def test_a_converted_copy_padded_with_a_long_blank_run_reports_no_blank_lines(tmp_path):
+    """Vertex converts chat files; the copy keeps line numbers with blank padding lines, and a
+    long run of them (1,500 unreadable lines in a row) is no `blank_lines_skipped` either."""
+    path = tmp_path / "chat.jsonl"
+    path.write_bytes(b"".join(chat(i) for i in range(30)) + b"[1]\n" * 1500 + chat(99))
+    report = fh.validate(path, provider="vertex", base_model="gemini-2.5-flash")
+    codes = {i.code for i in report.issues()}
+    assert "not_an_object" in codes
+    assert not codes & {"blank_line", "blank_lines_skipped"}
+    assert not set(report.suppressed) & {"blank_line", "blank_lines_skipped"}

@@ -180,8 +180,10 @@ def _validate(
     suppressed: dict[str, int] = {}
     for result, extra, max_bytes, size_field in files:
         if result.path in labels:  # padding lines of a converted copy are no blank lines
-            result.issues = [i for i in result.issues if i.code != "blank_line"]
-            result.counts.pop("blank_line", None)
+            padding = ("blank_line", "blank_lines_skipped")  # one by one, or a long run
+            result.issues = [i for i in result.issues if i.code not in padding]
+            for code in padding:
+                result.counts.pop(code, None)
         issues += extra + _file_size_issue(result, max_bytes, rules, size_field)
         issues += result.issues
         for code, n in result.counts.items():
