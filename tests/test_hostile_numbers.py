@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -194,8 +195,6 @@ def test_deep_toml_gives_a_job_spec_error(tmp_path):
 
 
 def test_the_number_rules_are_documented():
-    from pathlib import Path
-
     docs = (Path(__file__).resolve().parents[1] / "docs" / "validation.md").read_text("utf-8")
     assert "`nan`" in docs and "64 bits" in docs
 
@@ -220,3 +219,40 @@ def test_validate_names_an_argument_of_the_wrong_type(data, argument, value):
 def test_a_lone_surrogate_escape_in_a_yaml_job_file_names_the_field(tmp_path):
     message = job_error(tmp_path, "job.yaml", (GOOD + 'suffix: "bot\\ud83d"\n').encode())
     assert "suffix holds" in message and "surrogate" in message
+
+
+# -- submit: refused before anything is recorded or uploaded --------------------------------------
+SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf], ids=["nan", "inf"])
+def test_submit_with_a_non_finite_number_records_and_uploads_nothing(fake_openai, tmp_path, value):
+    store = fh.JobStore(tmp_path / "home")
+    job = fh.TuningJob(
+        provider="openai",
+        base_model="gpt-4.1-mini",
+        training_file=SAMPLES / "chat_gozaru.jsonl",
+        hyperparameters={"learning_rate_multiplier": value},
+        store=store,
+    )
+    with pytest.raises(fh.ValidationError) as caught:
+        job.submit()
+    [issue] = caught.value.report.issues("invalid_hyperparameter")
+    assert issue.field == "hyperparameters.learning_rate_multiplier"
+    assert fake_openai.requests == [] and store.get(job.id) is None
+
+
+def test_bedrock_is_sent_no_nan_and_nothing_is_uploaded(fake_bedrock, tmp_path):
+    store = fh.JobStore(tmp_path / "home")
+    job = fh.TuningJob(
+        provider="bedrock",
+        base_model="amazon.titan-text-lite-v1",
+        training_file=SAMPLES / "prompt_completion_ja.jsonl",
+        hyperparameters={"learning_rate": math.nan, "epochs": 2},
+        options={"role_arn": fake_bedrock.role_arn, "s3_uri": fake_bedrock.s3_uri},
+        store=store,
+    )
+    with pytest.raises(fh.ValidationError):
+        job.submit()
+    assert fake_bedrock.s3_writes() == [] and fake_bedrock.jobs() == []
+    assert store.get(job.id) is None
