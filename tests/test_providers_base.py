@@ -9,7 +9,6 @@ import pytest
 
 import finetune_hub as fh
 from finetune_hub import registry
-from finetune_hub.providers import base
 from finetune_hub.providers.base import ProviderError, backend_class, call_with_retries
 
 SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
