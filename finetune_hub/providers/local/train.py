@@ -1,9 +1,10 @@
 """The local training loop: LoRA / QLoRA SFT and DPO in plain PyTorch + peft.
 
-Why not the HF Trainer or TRL here: on CPU a plain loop with length-grouped batches measured 1.66x
-the Trainer's non-padding tokens/s and TRL was slower still (shared/perf-findings.md). The loop
-also takes the output layer only on trained positions, which saves most of the output-layer work
-on chat data whose prompts are long.
+Why not the HF Trainer or TRL here: on CPU a plain loop with length-grouped batches measured 1.87x
+the Trainer's non-padding tokens/s and 1.32x TRL's padding-free packing
+(bench/local_train_bench.py; docs/providers/local.md). The loop also takes the output layer only
+on trained positions (losses.py), which saves most of the output-layer work on chat data whose
+prompts are long.
 
 Several processes (GPUs, or CPU processes on gloo) and machines: the same loop under torchrun
 (distributed.py), each rank on its slice of every global batch, gradients averaged by DDP (or
@@ -33,6 +34,11 @@ from finetune_hub.providers.local.data import (
     length_grouped_batches,
 )
 from finetune_hub.providers.local.distributed import Dist, wrap
+from finetune_hub.providers.local.losses import (
+    dpo_loss,
+    loss_module,
+    sft_loss,
+)
 from finetune_hub.providers.local.models import (
     load_model,
     load_tokenizer,
@@ -168,95 +174,6 @@ def build_peft_model(cfg: TrainConfig, folder: Path, device: str, bf16: bool = F
             )
         model.enable_input_require_grads()
     return model
-
-
-def _parts(model: Any) -> tuple[Any, Any]:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return base.get_decoder(), base.get_output_embeddings()
-
-
-def token_logprobs(model: Any, batch: dict[str, Any]) -> tuple[Any, Any, Any]:
-    """Log-probabilities of the labelled next tokens only: (logps, row index, targets).
-
-    The output layer (often the biggest matmul for small models) runs on labelled positions only.
-    """
-    import torch
-
-    decoder, head = _parts(model)
-    hidden = decoder(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-    ).last_hidden_state
-    targets = batch["labels"][:, 1:]
-    keep = targets != IGNORE
-    logits = head(hidden[:, :-1][keep]).float()
-    picked = targets[keep]
-    logps = torch.log_softmax(logits, dim=-1).gather(-1, picked.unsqueeze(-1)).squeeze(-1)
-    rows = keep.nonzero()[:, 0]
-    return logps, rows, picked
-
-
-def sft_sums(model: Any, batch: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """Summed cross-entropy over trained (assistant) tokens (divide by their count)."""
-    logps, _, _ = token_logprobs(model, batch)
-    return -logps.sum(), {}
-
-
-def sft_loss(model: Any, batch: dict[str, Any]) -> Any:
-    """Mean cross-entropy over trained (assistant) tokens."""
-    logps, _, _ = token_logprobs(model, batch)
-    return -logps.mean()
-
-
-def sequence_logps(model: Any, batch: dict[str, Any]) -> Any:
-    import torch
-
-    logps, rows, _ = token_logprobs(model, batch)
-    out = torch.zeros(batch["input_ids"].shape[0], dtype=logps.dtype, device=logps.device)
-    return out.index_add(0, rows, logps)
-
-
-def dpo_sums(model: Any, batch: dict[str, Any], beta: float) -> tuple[Any, dict[str, Any]]:
-    """The DPO loss summed over pairs (divide by their count), with the summed reward margin and
-    accuracy; the reference is the same model with its adapter disabled."""
-    import torch
-    import torch.nn.functional as F
-
-    n = batch["input_ids"].shape[0] // 2
-    with torch.no_grad(), model.disable_adapter():
-        ref = sequence_logps(model, batch)
-    pol = sequence_logps(model, batch)
-    margin = (pol[:n] - ref[:n]) - (pol[n:] - ref[n:])
-    loss = -F.logsigmoid(beta * margin).sum()
-    stats = {
-        "reward_margin": (beta * margin).detach().sum(),
-        "reward_accuracy": (margin > 0).float().sum(),
-    }
-    return loss, stats
-
-
-def dpo_loss(model: Any, batch: dict[str, Any], beta: float) -> tuple[Any, dict[str, float]]:
-    """The mean DPO loss of a batch, with the mean reward margin and accuracy."""
-    n = batch["input_ids"].shape[0] // 2
-    loss, stats = dpo_sums(model, batch, beta)
-    return loss / n, {k: float(v) / n for k, v in stats.items()}
-
-
-def loss_module(model: Any, method: str, beta: float) -> Any:
-    """The model and its loss as one module (what DDP / FSDP wrap): `forward(batch)` returns the
-    summed loss and summed statistics of the batch."""
-    import torch
-
-    class LossModule(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, batch: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-            if method == "dpo":
-                return dpo_sums(self.model, batch, beta)
-            return sft_sums(self.model, batch)
-
-    return LossModule()
 
 
 def lr_schedule(kind: str, warmup: int, total: int) -> Callable[[int], float]:
