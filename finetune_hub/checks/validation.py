@@ -86,7 +86,8 @@ def validate(
 
     A file in a format the rules convert automatically (`auto_convert`, e.g. chat -> Gemini
     contents on Vertex AI) is checked as the converted records, with a warning saying it will
-    be converted, or an error naming what the conversion would lose.
+    be converted, or an error naming what the conversion would lose. `mapping` reads the
+    format's fields from other columns (`{"instruction": "text"}`, as `fh.convert` takes it).
     """
     check_arguments(locals())  # a wrong type names the argument (JobSpecError)
     with ExitStack() as copies:  # converted copies live until the report is made

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, Field
 
 from finetune_hub.errors import FinetuneHubError, ProviderError
-from finetune_hub.providers.base import ProviderJob, TuningBackend, as_provider_error, make_backend
+from finetune_hub.providers.base import ProviderJob, TuningBackend, make_backend
 from finetune_hub.status import JobStatus
 from finetune_hub.store import JobRecord, JobStore, new_job_id
 
@@ -90,18 +90,10 @@ def _when(value: Any) -> dt.datetime | None:
 
 
 def _guarded(backend: TuningBackend, operation: str, fn: Callable[[], T]) -> T:
-    """One backend call; whatever it raises arrives as one of finetune_hub's errors."""
-    from finetune_hub.providers.base import call_with_retries
+    """One backend call through the job layer's provider boundary."""
+    from finetune_hub.providers.base import guarded_call
 
-    def guarded() -> T:
-        try:
-            return fn()
-        except FinetuneHubError:
-            raise
-        except Exception as exc:
-            raise as_provider_error(exc, backend.name, operation) from None
-
-    return call_with_retries(guarded)
+    return guarded_call(backend.name, operation, fn)
 
 
 def remote_jobs(

@@ -41,8 +41,7 @@ from finetune_hub.providers.base import (
     PreparedJob,
     ProviderJob,
     TuningBackend,
-    as_provider_error,
-    call_with_retries,
+    guarded_call,
     make_backend,
 )
 from finetune_hub.status import Checkpoint, JobEvent, JobStatus, MetricPoint
@@ -222,16 +221,10 @@ class TuningJob:
         """One backend call: anything raised below becomes `ProviderError` (or stays one of ours),
         and retryable failures are retried with backoff."""
 
-        def guarded() -> T:
-            try:
-                return fn()
-            except FinetuneHubError:
-                raise
-            except Exception as exc:
-                raise as_provider_error(exc, self.spec.provider, operation) from None
-
         try:
-            return call_with_retries(guarded, sleep=self.sleep) if retries else guarded()
+            return guarded_call(
+                self.spec.provider, operation, fn, retries=retries, sleep=self.sleep
+            )
         except ProviderError as exc:
             self._note_error(exc)
             raise

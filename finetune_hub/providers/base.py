@@ -248,6 +248,32 @@ def as_provider_error(
     return ProviderError(provider, operation, f"{type(exc).__name__}: {text}", retryable=False)
 
 
+def guarded_call(
+    provider: str,
+    operation: str,
+    fn: Callable[[], T],
+    *,
+    retries: bool = True,
+    sleep: Callable[[float], None] | None = None,
+) -> T:
+    """The provider boundary of the job layer: `fn` (a backend or deployer call) with retries
+    for what may pass, and whatever it raises arriving as one of finetune_hub's errors.
+
+    >>> guarded_call("openai", "get", lambda: 42)
+    42
+    """
+
+    def guarded() -> T:
+        try:
+            return fn()
+        except FinetuneHubError:
+            raise
+        except Exception as exc:
+            raise as_provider_error(exc, provider, operation) from None
+
+    return call_with_retries(guarded, sleep=sleep) if retries else guarded()
+
+
 # -- tuning backend ------------------------------------------------------------------------------
 class TuningBackend(ABC):
     """What a provider does with a job. Primitives only: no waiting, no persistence, no retries.
