@@ -63,7 +63,15 @@ def _summary(report: Any) -> str:
 class JobFailed(FinetuneHubError):
     """A job ended `failed` (or `cancelled`); carries the provider's own error message and code."""
 
-    def __init__(self, job_id: str, provider: str, message: str, *, code: str | None = None, status: str = "failed") -> None:
+    def __init__(
+        self,
+        job_id: str,
+        provider: str,
+        message: str,
+        *,
+        code: str | None = None,
+        status: str = "failed",
+    ) -> None:
         self.job_id = job_id
         self.provider = provider
         self.provider_message = message

@@ -48,7 +48,9 @@ class Issue(BaseModel):
 
     def __str__(self) -> str:
         where = self.where()
-        return f"{where}: {self.message} [{self.code}]" if where else f"{self.message} [{self.code}]"
+        return (
+            f"{where}: {self.message} [{self.code}]" if where else f"{self.message} [{self.code}]"
+        )
 
     def __repr__(self) -> str:
         loc = f" line {self.line}" if self.line else ""

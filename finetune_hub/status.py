@@ -91,7 +91,12 @@ class StateMap:
             return self.table[raw]
         if raw not in self._warned:
             self._warned.add(str(raw))
-            log.warning("%s reported an unknown state %r; treating it as %s", self.provider, raw, self.unknown_as.value)
+            log.warning(
+                "%s reported an unknown state %r; treating it as %s",
+                self.provider,
+                raw,
+                self.unknown_as.value,
+            )
         return self.unknown_as
 
 

@@ -25,7 +25,9 @@ class TokenStats(BaseModel):
     p50: int = 0
     p90: int = 0
     p99: int = 0
-    trained: int = 0  # tokens in turns that are trained on (assistant / completion / chosen+rejected)
+    trained: int = (
+        0  # tokens in turns that are trained on (assistant / completion / chosen+rejected)
+    )
     limit: int | None = None
     over_limit: int = 0  # examples over the per-example limit
     near_limit: int = 0  # examples within the estimator's margin of the limit
@@ -46,7 +48,9 @@ def token_summary(tokens: Sequence[int]) -> dict[str, Any]:
         return {"total": 0, "max": 0, "mean": 0.0, "p50": 0, "p90": 0, "p99": 0}
     tally = Counter(tokens)
     total = sum(tokens)
-    wanted = [(name, min(n - 1, int(p * n))) for name, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))]
+    wanted = [
+        (name, min(n - 1, int(p * n))) for name, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
+    ]
     found: dict[str, Any] = {"total": total, "max": max(tally), "mean": round(total / n, 1)}
     seen = 0
     for value in sorted(tally):
@@ -94,7 +98,9 @@ class ValidationReport(BaseModel):
     validation_format: DataFormat | None = None
     errors: list[Issue] = Field(default_factory=list)
     warnings: list[Issue] = Field(default_factory=list)
-    suppressed: dict[str, int] = Field(default_factory=dict)  # code -> problems not listed (per-code cap)
+    suppressed: dict[str, int] = Field(
+        default_factory=dict
+    )  # code -> problems not listed (per-code cap)
     stats: ValidationStats
     rules: dict[str, Any] = Field(default_factory=dict)  # the limits applied, each with its source
     hyperparameters: dict[str, Any] = Field(default_factory=dict)  # as they will be sent
@@ -106,11 +112,15 @@ class ValidationReport(BaseModel):
 
     @property
     def error_count(self) -> int:
-        return len(self.errors) + sum(n for code, n in self.suppressed.items() if self._severity_of(code) == "error")
+        return len(self.errors) + sum(
+            n for code, n in self.suppressed.items() if self._severity_of(code) == "error"
+        )
 
     @property
     def warning_count(self) -> int:
-        return len(self.warnings) + sum(n for code, n in self.suppressed.items() if self._severity_of(code) == "warning")
+        return len(self.warnings) + sum(
+            n for code, n in self.suppressed.items() if self._severity_of(code) == "warning"
+        )
 
     def _severity_of(self, code: str) -> str:
         for issue in self.errors:
@@ -167,7 +177,10 @@ class ValidationReport(BaseModel):
             f"<td>{html.escape(i.message)}</td></tr>"
             for i in self.errors + self.warnings
         )
-        more = "".join(f"<li>… and {n:,} more <code>{html.escape(c)}</code></li>" for c, n in sorted(self.suppressed.items()))
+        more = "".join(
+            f"<li>… and {n:,} more <code>{html.escape(c)}</code></li>"
+            for c, n in sorted(self.suppressed.items())
+        )
         stats = html.escape(_file_line(self.stats.training))
         tokens = self.stats.training.tokens
         tok = f"<br>tokens: {html.escape(_token_line(tokens))}" if tokens else ""
@@ -177,7 +190,9 @@ class ValidationReport(BaseModel):
                 f"({self.stats.epochs} epochs, {html.escape(self.stats.epochs_source)})"
             )
         table = (
-            "<table><tr><th>severity</th><th>line</th><th>code</th><th>field</th><th>message</th></tr>" + rows + "</table>"
+            "<table><tr><th>severity</th><th>line</th><th>code</th><th>field</th><th>message</th></tr>"
+            + rows
+            + "</table>"
             if rows
             else ""
         )

@@ -41,7 +41,15 @@ class IssueCollector:
         self.listed: list[Issue] = []
         self.counts: dict[str, int] = {}
 
-    def add(self, code: str, message: str, severity: Severity, line: int | None, field: str | None, file: str | None) -> None:
+    def add(
+        self,
+        code: str,
+        message: str,
+        severity: Severity,
+        line: int | None,
+        field: str | None,
+        file: str | None,
+    ) -> None:
         override = self.overrides.get(code)
         if override == "ignore":
             return
@@ -49,7 +57,9 @@ class IssueCollector:
         self.counts[code] = n + 1
         if n < self.cap:
             sev = Severity(override) if override else severity
-            self.listed.append(Issue(code=code, message=message, severity=sev, line=line, field=field, file=file))
+            self.listed.append(
+                Issue(code=code, message=message, severity=sev, line=line, field=field, file=file)
+            )
 
     def add_issue(self, issue: Issue) -> None:
         self.add(issue.code, issue.message, issue.severity, issue.line, issue.field, issue.file)
@@ -90,8 +100,12 @@ class ScanSpec:
     limit_note: str  # e.g. "batch size 3", shown with over-limit messages
     cap: int
     label: str  # file name used in issues
-    fingerprint: str = "builtin"  # "builtin" (hash(); same in forked workers) or "blake2b" (any process)
-    max_bytes: int | None = None  # the file-size cap, applied while reading a .gz (decompressed bytes)
+    fingerprint: str = (
+        "builtin"  # "builtin" (hash(); same in forked workers) or "blake2b" (any process)
+    )
+    max_bytes: int | None = (
+        None  # the file-size cap, applied while reading a .gz (decompressed bytes)
+    )
 
 
 class Scanner:
@@ -102,7 +116,9 @@ class Scanner:
         self.counter = counter or get_counter(spec.tokenizer)
         self.collector = IssueCollector(spec.cap, dict(self.rules.severity))
         self.forbidden, self.prefilter = _forbidden_pattern(self.rules.forbidden_strings)
-        self.roles: RoleRules | None = self.rules.roles if _has_role_rules(self.rules.roles) else None
+        self.roles: RoleRules | None = (
+            self.rules.roles if _has_role_rules(self.rules.roles) else None
+        )
         # Texts without the first character shared by all forbidden strings skip the regex search
         # ("" means there is no shared first character: every text is searched).
         self.first_char: str | None = None if self.forbidden is None else (self.prefilter or "")[:1]
@@ -113,7 +129,9 @@ class Scanner:
         self.line = 0
         self._unknown_role_line = -1  # the line whose record had an unknown role
 
-    def scan(self, path: str | os.PathLike[str], start: int = 0, end: int | None = None) -> ScanResult:
+    def scan(
+        self, path: str | os.PathLike[str], start: int = 0, end: int | None = None
+    ) -> ScanResult:
         res = ScanResult(path=str(path), compressed=is_gzip(path))
         reader = JsonlReader(
             path,
@@ -133,7 +151,9 @@ class Scanner:
         for line, raw, record in reader:
             self.line = line
             ex = checker(record, emit)
-            forbidden = first_char is not None and (first_char == "" or _contains(ex.groups, first_char))
+            forbidden = first_char is not None and (
+                first_char == "" or _contains(ex.groups, first_char)
+            )
             roles = bool(ex.roles) and self._roles_need_check(ex.roles)
             if forbidden or roles or ex.images or ex.tools:
                 record_rules(ex, record, forbidden, roles)
@@ -161,7 +181,14 @@ class Scanner:
             self._unknown_role_line = self.line
         elif code in _ROLE_CONSEQUENCES and self._unknown_role_line == self.line:
             return
-        self.collector.add(code, message, Severity.WARNING if warning else Severity.ERROR, self.line, field, self.spec.label)
+        self.collector.add(
+            code,
+            message,
+            Severity.WARNING if warning else Severity.ERROR,
+            self.line,
+            field,
+            self.spec.label,
+        )
 
     def _reader_problem(self, code: str, message: str, severity: Severity, line: int) -> None:
         self.collector.add(code, message, severity, line, None, self.spec.label)
@@ -186,7 +213,9 @@ class Scanner:
                 self._role_verdicts[key] = verdict
         return verdict
 
-    def _record_rules(self, ex: Example, record: dict[str, Any], may_have_forbidden: bool, check_roles: bool) -> None:
+    def _record_rules(
+        self, ex: Example, record: dict[str, Any], may_have_forbidden: bool, check_roles: bool
+    ) -> None:
         rules = self.rules
         if check_roles:
             _check_roles(ex, self.roles, self._role_emit)
@@ -198,7 +227,10 @@ class Scanner:
                     f"{rules.model_id or rules.requested_model} ({rules.method}) does not take images ({rules.cite('images')})",
                     warning=not rules.confirmed("images"),
                 )
-            elif rules.max_images_per_example is not None and ex.images > rules.max_images_per_example:
+            elif (
+                rules.max_images_per_example is not None
+                and ex.images > rules.max_images_per_example
+            ):
                 self._emit(
                     "too_many_images",
                     None,
@@ -235,7 +267,9 @@ class Scanner:
         for _line, ex in batch:
             g = ex.groups
             first = g[0][0] if g[0] else None
-            known = cache.get(first, -1) if first is not None and len(first) <= _CACHE_MAX_CHARS else -1
+            known = (
+                cache.get(first, -1) if first is not None and len(first) <= _CACHE_MAX_CHARS else -1
+            )
             cached.append(known)
             extend(g[0][1:] if known >= 0 else g[0])
             extend(g[1])
@@ -303,10 +337,24 @@ class Scanner:
                 res.capped_total += total
             if rules.max_input_tokens and prompt > rules.max_input_tokens:
                 self.line = line
-                self._side_limit("too_many_input_tokens", "input", prompt, rules.max_input_tokens, "max_input_tokens", exact)
+                self._side_limit(
+                    "too_many_input_tokens",
+                    "input",
+                    prompt,
+                    rules.max_input_tokens,
+                    "max_input_tokens",
+                    exact,
+                )
             if rules.max_output_tokens and out > rules.max_output_tokens:
                 self.line = line
-                self._side_limit("too_many_output_tokens", "output", out, rules.max_output_tokens, "max_output_tokens", exact)
+                self._side_limit(
+                    "too_many_output_tokens",
+                    "output",
+                    out,
+                    rules.max_output_tokens,
+                    "max_output_tokens",
+                    exact,
+                )
         res.trained += trained
 
     def _over_limit(self, total: int, limit: int, exact: bool) -> None:
@@ -323,7 +371,9 @@ class Scanner:
             warning=warning,
         )
 
-    def _side_limit(self, code: str, side: str, value: int, limit: int, field: str, exact: bool) -> None:
+    def _side_limit(
+        self, code: str, side: str, value: int, limit: int, field: str, exact: bool
+    ) -> None:
         what = "" if exact else " (estimated)"
         self._emit(
             code,
@@ -359,7 +409,15 @@ def merge_results(parts: list[ScanResult], cap: int) -> ScanResult:
         out.hash_lines.extend(n + offset for n in part.hash_lines)
         out.hashes.extend(part.hashes)
         out.tokens.extend(part.tokens)
-        for name in ("bytes", "records", "images", "trained", "capped_total", "over_limit", "near_limit"):
+        for name in (
+            "bytes",
+            "records",
+            "images",
+            "trained",
+            "capped_total",
+            "over_limit",
+            "near_limit",
+        ):
             setattr(out, name, getattr(out, name) + getattr(part, name))
         out.over_max_bytes = out.over_max_bytes or part.over_max_bytes
         offset += part.lines
@@ -419,18 +477,34 @@ def _check_roles(ex: Example, rr: RoleRules, emit: Any) -> None:
     if rr.allowed and not set(rr.allowed).issuperset(roles):
         for k, role in enumerate(roles):
             if role not in rr.allowed:
-                emit("role_not_allowed", f"{ex.role_path(k)}.role", f"role {role!r} is not allowed here; allowed: {', '.join(rr.allowed)}")
+                emit(
+                    "role_not_allowed",
+                    f"{ex.role_path(k)}.role",
+                    f"role {role!r} is not allowed here; allowed: {', '.join(rr.allowed)}",
+                )
     if rr.first and roles[0] not in rr.first:
-        emit("first_role", f"{ex.role_path(0)}.role", f"the first message must be {' or '.join(rr.first)}, not {roles[0]!r}")
+        emit(
+            "first_role",
+            f"{ex.role_path(0)}.role",
+            f"the first message must be {' or '.join(rr.first)}, not {roles[0]!r}",
+        )
     if rr.last and roles[-1] not in rr.last:
-        emit("last_role", f"{ex.role_path(len(roles) - 1)}.role", f"the last message must be {' or '.join(rr.last)}, not {roles[-1]!r}")
+        emit(
+            "last_role",
+            f"{ex.role_path(len(roles) - 1)}.role",
+            f"the last message must be {' or '.join(rr.last)}, not {roles[-1]!r}",
+        )
     if rr.system_only_first:
         k = 0
         while k < len(roles) and roles[k] in _SYSTEM_ROLES:
             k += 1
         for j in range(k, len(roles)):
             if roles[j] in _SYSTEM_ROLES:
-                emit("system_not_first", f"{ex.role_path(j)}.role", f"a {roles[j]} message may only come before the conversation")
+                emit(
+                    "system_not_first",
+                    f"{ex.role_path(j)}.role",
+                    f"a {roles[j]} message may only come before the conversation",
+                )
                 break
     if rr.alternate:
         previous = None
@@ -438,7 +512,11 @@ def _check_roles(ex: Example, rr: RoleRules, emit: Any) -> None:
             if role in _SYSTEM_ROLES:
                 continue
             if role == previous:
-                emit("roles_not_alternating", f"{ex.role_path(k)}.role", f"two {role} messages in a row; user and assistant turns must alternate")
+                emit(
+                    "roles_not_alternating",
+                    f"{ex.role_path(k)}.role",
+                    f"two {role} messages in a row; user and assistant turns must alternate",
+                )
                 break
             previous = role
 

@@ -553,7 +553,9 @@ def _file_size_issue(
             packed = os.path.getsize(result.path)
             more = "more than " if result.over_max_bytes else ""
             what = f"{more}{size:,} bytes once decompressed ({packed:,} compressed)"
-        stop = "; reading stopped there and the rest was not checked" if result.over_max_bytes else ""
+        stop = (
+            "; reading stopped there and the rest was not checked" if result.over_max_bytes else ""
+        )
         issues.append(
             Issue(
                 code="file_too_large",

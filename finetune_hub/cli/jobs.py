@@ -29,25 +29,83 @@ def add_job_commands(sub: Any) -> None:
     """Register the job subcommands on the main parser's subparsers."""
     from finetune_hub.cli.args import parse_dataset, parse_hp, parse_quota
 
-    p = sub.add_parser("submit", help="validate, upload and submit a job (from a job file or flags)")
+    p = sub.add_parser(
+        "submit", help="validate, upload and submit a job (from a job file or flags)"
+    )
     p.add_argument("job_file", nargs="?", help="a YAML or TOML job description")
-    p.add_argument("--provider", help="openai, azure-openai, azure-foundry, bedrock, vertex or local")
-    p.add_argument("--model", dest="base_model", help="base model id or alias (or a tuned model to train further)")
+    p.add_argument(
+        "--provider", help="openai, azure-openai, azure-foundry, bedrock, vertex or local"
+    )
+    p.add_argument(
+        "--model",
+        dest="base_model",
+        help="base model id or alias (or a tuned model to train further)",
+    )
     p.add_argument("--training-file", help="training file (.jsonl or .jsonl.gz)")
     p.add_argument("--validation-file", help="validation file")
-    p.add_argument("--dataset", action="append", type=parse_dataset, default=[], metavar="NAME=PATH", help="a named data set (Vertex RLHF: prompt, preference, eval), repeatable; without --training-file the first one is also the training file")
-    p.add_argument("--method", help="training method: sft (default), dpo, rft, rlhf, continued-pretraining")
+    p.add_argument(
+        "--dataset",
+        action="append",
+        type=parse_dataset,
+        default=[],
+        metavar="NAME=PATH",
+        help="a named data set (Vertex RLHF: prompt, preference, eval), repeatable; without --training-file the first one is also the training file",
+    )
+    p.add_argument(
+        "--method", help="training method: sft (default), dpo, rft, rlhf, continued-pretraining"
+    )
     p.add_argument("--suffix", help="suffix of the tuned model's name")
-    p.add_argument("--hp", action="append", type=parse_hp, default=[], metavar="K=V", help="hyperparameter (repeatable)")
-    p.add_argument("--option", action="append", type=parse_hp, default=[], metavar="K=V", help="provider option (repeatable)")
-    p.add_argument("--quota", action="append", type=parse_quota, default=[], metavar="K=N", help="your account's raised default quota, repeatable (max_training_records=20000)")
+    p.add_argument(
+        "--hp",
+        action="append",
+        type=parse_hp,
+        default=[],
+        metavar="K=V",
+        help="hyperparameter (repeatable)",
+    )
+    p.add_argument(
+        "--option",
+        action="append",
+        type=parse_hp,
+        default=[],
+        metavar="K=V",
+        help="provider option (repeatable)",
+    )
+    p.add_argument(
+        "--quota",
+        action="append",
+        type=parse_quota,
+        default=[],
+        metavar="K=N",
+        help="your account's raised default quota, repeatable (max_training_records=20000)",
+    )
     p.add_argument("--wait", action="store_true", help="follow the job until it ends")
-    p.add_argument("--poll-interval", type=float, default=10.0, help="seconds between polls with --wait (backs off)")
-    p.add_argument("--yes", action="store_true", help="submit without asking after the cost estimate")
-    p.add_argument("--max-cost", type=float, metavar="USD", help="refuse a job whose estimated training cost is over USD, or unknown")
-    p.add_argument("--preflight", action="store_true", help="ask the provider first (model access, permissions, bucket); stop on an error before any upload")
-    p.add_argument("--json", action="store_true", help="print the estimate, the job and its warnings as JSON")
-    p.add_argument("--home", help="job store folder (default $FINETUNE_HUB_HOME or ~/.finetune_hub)")
+    p.add_argument(
+        "--poll-interval",
+        type=float,
+        default=10.0,
+        help="seconds between polls with --wait (backs off)",
+    )
+    p.add_argument(
+        "--yes", action="store_true", help="submit without asking after the cost estimate"
+    )
+    p.add_argument(
+        "--max-cost",
+        type=float,
+        metavar="USD",
+        help="refuse a job whose estimated training cost is over USD, or unknown",
+    )
+    p.add_argument(
+        "--preflight",
+        action="store_true",
+        help="ask the provider first (model access, permissions, bucket); stop on an error before any upload",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print the estimate, the job and its warnings as JSON"
+    )
+    p.add_argument(
+        "--home", help="job store folder (default $FINETUNE_HUB_HOME or ~/.finetune_hub)"
+    )
     p.set_defaults(handler=cmd_submit, json_native=True)
 
     for name, handler, help_text in (
@@ -58,33 +116,64 @@ def add_job_commands(sub: Any) -> None:
     ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("job_id", help="the local job id (ftj_...), as `finetune-hub jobs` lists it")
-        p.add_argument("--home", help="job store folder (default $FINETUNE_HUB_HOME or ~/.finetune_hub)")
+        p.add_argument(
+            "--home", help="job store folder (default $FINETUNE_HUB_HOME or ~/.finetune_hub)"
+        )
         p.add_argument("--json", action="store_true", help="print the result as JSON")
         if name == "watch":
             from finetune_hub.cli.guardrails import add_watch_flags
 
-            p.add_argument("--timeout", type=float, help="stop following after this many seconds (exit 1; the job goes on)")
-            p.add_argument("--poll-interval", type=float, default=10.0, help="seconds between polls, backing off to 60 (default 10)")
+            p.add_argument(
+                "--timeout",
+                type=float,
+                help="stop following after this many seconds (exit 1; the job goes on)",
+            )
+            p.add_argument(
+                "--poll-interval",
+                type=float,
+                default=10.0,
+                help="seconds between polls, backing off to 60 (default 10)",
+            )
             add_watch_flags(p)
         p.set_defaults(handler=handler, json_native=name != "watch")
 
     p = sub.add_parser("deploy", help="deploy a job's tuned model (states the hourly cost first)")
     p.add_argument("job_id", help="the local job id (ftj_...) of a succeeded job")
     p.add_argument("--name", help="deployment name (default fh-<job id>)")
-    p.add_argument("--kind", help="serving mode (default: the provider's first; see docs/providers/)")
-    p.add_argument("--sku", help="Azure OpenAI deployment SKU: standard, globalstandard, developertier, ...")
+    p.add_argument(
+        "--kind", help="serving mode (default: the provider's first; see docs/providers/)"
+    )
+    p.add_argument(
+        "--sku", help="Azure OpenAI deployment SKU: standard, globalstandard, developertier, ..."
+    )
     p.add_argument("--capacity", type=int, help="Azure OpenAI deployment capacity")
-    p.add_argument("--option", action="append", type=parse_hp, default=[], metavar="K=V", help="deployment option (repeatable)")
+    p.add_argument(
+        "--option",
+        action="append",
+        type=parse_hp,
+        default=[],
+        metavar="K=V",
+        help="deployment option (repeatable)",
+    )
     p.add_argument("--yes", action="store_true", help="accept the hourly cost without asking")
-    p.add_argument("--max-hourly-cost", type=float, metavar="USD", help="refuse a deployment billed over USD per hour, or at an unknown rate")
+    p.add_argument(
+        "--max-hourly-cost",
+        type=float,
+        metavar="USD",
+        help="refuse a deployment billed over USD per hour, or at an unknown rate",
+    )
     p.add_argument("--json", action="store_true", help="print the cost and the deployment as JSON")
-    p.add_argument("--home", help="job store folder (default $FINETUNE_HUB_HOME or ~/.finetune_hub)")
+    p.add_argument(
+        "--home", help="job store folder (default $FINETUNE_HUB_HOME or ~/.finetune_hub)"
+    )
     p.set_defaults(handler=cmd_deploy, json_native=True)
 
     p = sub.add_parser("undeploy", help="delete a job's deployments (safe to repeat)")
     p.add_argument("job_id", help="the local job id (ftj_...)")
     p.add_argument("--name", help="only this deployment")
-    p.add_argument("--home", help="job store folder (default $FINETUNE_HUB_HOME or ~/.finetune_hub)")
+    p.add_argument(
+        "--home", help="job store folder (default $FINETUNE_HUB_HOME or ~/.finetune_hub)"
+    )
     p.set_defaults(handler=cmd_undeploy)
 
 
@@ -116,11 +205,17 @@ def cmd_submit(args: argparse.Namespace, console: Console) -> int:
         fields["datasets"] = dict(args.dataset)
     store = _store(args)
     if args.job_file:
-        job = TuningJob.from_file(args.job_file, store=store, **fields)  # --hp/--option merge into the file's
+        job = TuningJob.from_file(
+            args.job_file, store=store, **fields
+        )  # --hp/--option merge into the file's
     else:
         if args.dataset:  # named data sets alone: the first stands for the training file too
             fields.setdefault("training_file", args.dataset[0][1])
-        flags = {"provider": "--provider", "base_model": "--model", "training_file": "--training-file"}
+        flags = {
+            "provider": "--provider",
+            "base_model": "--model",
+            "training_file": "--training-file",
+        }
         missing = [flag for key, flag in flags.items() if key not in fields]
         if missing:
             console.print(f"submit needs a job file or {', '.join(missing)}")
@@ -140,7 +235,11 @@ def cmd_submit(args: argparse.Namespace, console: Console) -> int:
     else:
         print_estimate(estimate, console)
     if not confirm(f"Submit {job.spec.provider} job {job.id}?", yes=args.yes):
-        return _declined("not submitted: nothing was uploaded (answer y, or pass --yes: finetune-hub submit ... --yes)", console, args.json)
+        return _declined(
+            "not submitted: nothing was uploaded (answer y, or pass --yes: finetune-hub submit ... --yes)",
+            console,
+            args.json,
+        )
     try:
         job.submit(max_cost=args.max_cost)
     except ValidationError as exc:
@@ -158,7 +257,9 @@ def cmd_submit(args: argparse.Namespace, console: Console) -> int:
             }
         )
     else:
-        console.print(f"submitted {job.id} ({job.spec.provider} job {job.provider_job_id}): {job.status.value}")
+        console.print(
+            f"submitted {job.id} ({job.spec.provider} job {job.provider_job_id}): {job.status.value}"
+        )
         for warning in warnings:  # a legacy model, the date fine-tuning ends: still worth knowing
             console.print(f"warning: {shell_hint(str(warning))}", style="yellow", soft_wrap=True)
     if args.wait:
@@ -194,7 +295,9 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         emit_json(rec.model_dump(mode="json"))
         return EXIT_OK
-    console.print(f"{rec.id}  {rec.provider}  {rec.base_model}  {rec.status.value} ({rec.raw_status})")
+    console.print(
+        f"{rec.id}  {rec.provider}  {rec.base_model}  {rec.status.value} ({rec.raw_status})"
+    )
     console.print(f"  provider job: {rec.provider_job_id}")
     if rec.fine_tuned_model:
         console.print(f"  model: {rec.fine_tuned_model}")
@@ -250,7 +353,9 @@ def cmd_deploy(args: argparse.Namespace, console: Console) -> int:
     if model is None:
         console.print(f"{job.id} has no tuned model yet (status {job.refresh().value})")
         return EXIT_FAILED
-    options = {k: v for k, v in {"sku": args.sku, "capacity": args.capacity}.items() if v is not None}
+    options = {
+        k: v for k, v in {"sku": args.sku, "capacity": args.capacity}.items() if v is not None
+    }
     options.update(dict(args.option))
     try:  # the cost first: "not needed" (OpenAI) is an answer, not a failure
         deployer = model.deployer(args.kind)
@@ -268,7 +373,11 @@ def cmd_deploy(args: argparse.Namespace, console: Console) -> int:
     else:
         console.print(sentence, soft_wrap=True)
     if args.max_hourly_cost is None and not confirm("Deploy it?", yes=args.yes):
-        return _declined("not deployed: nothing was created (answer y, or pass --yes: finetune-hub deploy --yes)", console, args.json)
+        return _declined(
+            "not deployed: nothing was created (answer y, or pass --yes: finetune-hub deploy --yes)",
+            console,
+            args.json,
+        )
     try:
         deployment = model.deploy(
             args.kind,
@@ -305,7 +414,11 @@ def cmd_undeploy(args: argparse.Namespace, console: Console) -> int:
     from finetune_hub.jobs.deployment import Deployment
 
     job = _attach(args)
-    records = [d for d in job.store.list_deployments(active_only=True) if d.job_id == job.id and (args.name is None or d.name == args.name)]
+    records = [
+        d
+        for d in job.store.list_deployments(active_only=True)
+        if d.job_id == job.id and (args.name is None or d.name == args.name)
+    ]
     if not records:
         console.print(f"{job.id} has no active deployment")
         return EXIT_OK
@@ -328,7 +441,9 @@ def _attach(args: argparse.Namespace) -> TuningJob:
     return TuningJob.attach(args.job_id, store=_store(args))
 
 
-def _follow(job: TuningJob, console: Console, *, timeout: float | None, poll_interval: float) -> int:
+def _follow(
+    job: TuningJob, console: Console, *, timeout: float | None, poll_interval: float
+) -> int:
     from finetune_hub.errors import JobFailed, WaitTimeout
 
     try:

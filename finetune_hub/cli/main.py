@@ -157,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--validation-size", type=parse_size, default=0.1, metavar="SIZE", help=size_help
     )
-    p.add_argument("--seed", type=int, default=0, help="shuffle seed: the same seed, the same split")
+    p.add_argument(
+        "--seed", type=int, default=0, help="shuffle seed: the same seed, the same split"
+    )
     _add_target(p, required=False)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=cmd_split, json_native=True)

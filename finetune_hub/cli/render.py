@@ -259,7 +259,9 @@ def _print_prices(rules: ResolvedRules, console: Console, ref: Any) -> None:
             value = "; ".join(p.label or p.kind for p in value)
         style = "" if rules.confirmed(field) else "yellow"
         flag = "" if rules.confirmed(field) else "UNCONFIRMED "
-        table.add_row(field, _format_rule(field, value), flag + ref(rules.provenance[field]), style=style)
+        table.add_row(
+            field, _format_rule(field, value), flag + ref(rules.provenance[field]), style=style
+        )
     console.print(table)
 
 

@@ -92,6 +92,7 @@ def check_mapping(mapping: Mapping[str, str] | None) -> dict[str, str]:
         out[key] = column
     return out
 
+
 _F = DataFormat
 _CONVERSATIONAL = (
     _F.CHAT,
@@ -323,9 +324,7 @@ class ConversionSummary(BaseModel):
     def lossless(self) -> bool:
         return not self.skipped and not self.dropped_fields
 
-    def add(
-        self, line: int, result: ConvertedRecord, record: dict[str, Any] | None = None
-    ) -> None:
+    def add(self, line: int, result: ConvertedRecord, record: dict[str, Any] | None = None) -> None:
         """Count one record's conversion (`record`: the record read, to describe a skip)."""
         self.records_in += 1
         if result.skip_reason is not None:

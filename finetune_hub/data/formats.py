@@ -18,13 +18,21 @@ class DataFormat(StrEnum):
     PREFERENCE = "preference"  # OpenAI DPO: {"input": {"messages"}, "preferred_output", "non_preferred_output"}
     RFT = "rft"  # OpenAI RFT: {"messages": [... ending in user], <grader keys>}
     GEMINI = "gemini"  # {"systemInstruction"?, "contents": [{"role": user|model, "parts"}]}
-    GEMINI_PREFERENCE = "gemini_preference"  # {"contents", "completions": [{"score", "completion"}] x2}
+    GEMINI_PREFERENCE = (
+        "gemini_preference"  # {"contents", "completions": [{"score", "completion"}] x2}
+    )
     RLHF_PROMPT = "rlhf_prompt"  # PaLM-era RLHF prompt data: {"input_text"}
     RLHF_PREFERENCE = "rlhf_preference"  # {"input_text", "candidate_0", "candidate_1", "choice"}
-    BEDROCK_CONVERSATION = "bedrock_conversation"  # {"schemaVersion": "bedrock-conversation-2024", ...}
-    BEDROCK_CLAUDE = "bedrock_claude"  # {"system": str, "messages": [alternating user/assistant strings]}
+    BEDROCK_CONVERSATION = (
+        "bedrock_conversation"  # {"schemaVersion": "bedrock-conversation-2024", ...}
+    )
+    BEDROCK_CLAUDE = (
+        "bedrock_claude"  # {"system": str, "messages": [alternating user/assistant strings]}
+    )
     CONTINUED_PRETRAINING = "continued_pretraining"  # {"input": "<unlabeled text>"}
-    INSTRUCTION = "instruction"  # dolly-style {"instruction", "input", "output"}: input to conversion recipes
+    INSTRUCTION = (
+        "instruction"  # dolly-style {"instruction", "input", "output"}: input to conversion recipes
+    )
     PROMPTS = "prompts"  # evaluation prompts, no answer to train on: {"task_id", "input"}, {"input"}, {"prompt"}
 
     @property
@@ -67,7 +75,11 @@ def candidate_formats(record: dict[str, Any]) -> tuple[DataFormat, ...]:
         last_role = _last_role(messages)
         if last_role == "user":
             return (DataFormat.RFT, DataFormat.CHAT)
-        if last_role == "assistant" and set(record) <= _CHAT_KEYS and _plain_user_assistant(messages):
+        if (
+            last_role == "assistant"
+            and set(record) <= _CHAT_KEYS
+            and _plain_user_assistant(messages)
+        ):
             return (DataFormat.CHAT, DataFormat.BEDROCK_CLAUDE)
         return (DataFormat.CHAT,)
     if "contents" in record:
@@ -114,13 +126,20 @@ def detect_format(path: str | Any, *, sample: int = 200) -> DataFormat:
         if seen >= sample:
             break
     if not votes:
-        raise ValueError(f"{path}: no record has a known training-data shape (see docs/data-formats.md)")
+        raise ValueError(
+            f"{path}: no record has a known training-data shape (see docs/data-formats.md)"
+        )
     return max(votes, key=votes.__getitem__)
 
 
 _CHAT_KEYS = frozenset({"messages", "system"})
 _PROMPT_KEYS = frozenset({"prompt", "task_id", "id"})
-_PREFERENCE_KEYS = ("preferred_output", "non_preferred_output", "preferred_completion", "non_preferred_completion")
+_PREFERENCE_KEYS = (
+    "preferred_output",
+    "non_preferred_output",
+    "preferred_completion",
+    "non_preferred_completion",
+)
 
 
 def _last_role(messages: Any) -> str | None:
@@ -145,6 +164,8 @@ def _has_block_content(messages: Any) -> bool:
 
 def _plain_user_assistant(messages: Any) -> bool:
     return isinstance(messages, list) and all(
-        isinstance(m, dict) and m.get("role") in ("user", "assistant") and isinstance(m.get("content"), str)
+        isinstance(m, dict)
+        and m.get("role") in ("user", "assistant")
+        and isinstance(m.get("content"), str)
         for m in messages
     )

@@ -147,7 +147,11 @@ class JsonlReader:
                     self.bom = True
                     raw = raw[3:]
                 elif raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-                    self._issue(lineno, "not_utf8", "the file is UTF-16; save it as UTF-8 (JSON Lines must be UTF-8)")
+                    self._issue(
+                        lineno,
+                        "not_utf8",
+                        "the file is UTF-16; save it as UTF-8 (JSON Lines must be UTF-8)",
+                    )
                     pos += _skip_rest(f, raw, last_byte - pos)
                     if pos > last_byte:
                         self.over_max_bytes = True
@@ -171,7 +175,9 @@ class JsonlReader:
                 self._issue(lineno, "blank_line", "blank line", Severity.WARNING)
                 if blank_run == max_blank_run and (end is None or pos < end):
                     try:
-                        skipped, size = _skip_blank_lines(f, pos, end, last_byte, last_line - lineno)
+                        skipped, size = _skip_blank_lines(
+                            f, pos, end, last_byte, last_line - lineno
+                        )
                     except (EOFError, OSError, zlib.error) as exc:
                         self._corrupt(lineno + 1, exc)
                         break
@@ -224,21 +230,31 @@ class JsonlReader:
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError as err:
-            self._issue(lineno, "invalid_utf8", f"invalid UTF-8 at byte {err.start + 1} of the line")
+            self._issue(
+                lineno, "invalid_utf8", f"invalid UTF-8 at byte {err.start + 1} of the line"
+            )
             return
         self._issue(lineno, "invalid_json", f"invalid JSON: {exc.msg} (column {exc.colno})")
 
     def _corrupt(self, lineno: int, exc: BaseException) -> None:
-        self._issue(lineno, "corrupt_gzip", f"the compressed file is damaged ({exc}); reading stopped here")
+        self._issue(
+            lineno, "corrupt_gzip", f"the compressed file is damaged ({exc}); reading stopped here"
+        )
 
-    def _issue(self, line: int, code: str, message: str, severity: Severity = Severity.ERROR) -> None:
+    def _issue(
+        self, line: int, code: str, message: str, severity: Severity = Severity.ERROR
+    ) -> None:
         if self.on_problem is not None:
             self.on_problem(code, message, severity, line)
         else:
-            self.on_issue(Issue(code=code, message=message, severity=severity, line=line, file=str(self.path)))
+            self.on_issue(
+                Issue(code=code, message=message, severity=severity, line=line, file=str(self.path))
+            )
 
 
-def read_records(path: str | os.PathLike[str], **kwargs: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_records(
+    path: str | os.PathLike[str], **kwargs: Any
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield `(line_number, record)` for each readable record; bad lines are skipped.
 
     >>> for line, record in read_records("train.jsonl"):  # doctest: +SKIP
@@ -270,7 +286,9 @@ def _open_regular(path: Path) -> io.BufferedReader:
     except FileNotFoundError:
         raise DataFileError(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise DataFileError(f"{path}: is a directory, expected a .jsonl or .jsonl.gz file") from None
+        raise DataFileError(
+            f"{path}: is a directory, expected a .jsonl or .jsonl.gz file"
+        ) from None
     except OSError as exc:
         raise DataFileError(f"{path}: cannot be read ({exc.strerror})") from None
     except ValueError as exc:  # e.g. a NUL byte in the path

@@ -73,7 +73,9 @@ def find_path(record: Any, target: str) -> str | None:
 
 _CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _PLAIN_ROLES = frozenset({"system", "developer", "user", "assistant"})
-_MESSAGE_KEYS = frozenset({"role", "content", "name", "weight", "tool_calls", "tool_call_id", "function_call", "refusal"})
+_MESSAGE_KEYS = frozenset(
+    {"role", "content", "name", "weight", "tool_calls", "tool_call_id", "function_call", "refusal"}
+)
 _CHAT_TOP = frozenset({"messages", "tools", "parallel_tool_calls", "functions", "metadata"})
 
 
@@ -94,13 +96,22 @@ def _text(value: Any, path: str, emit: Emit, *, required: bool = True) -> str | 
     return value
 
 
-def _check_messages(messages: Any, ex: Example, emit: Emit, *, base: str = "messages", kind_for: Callable[[str, Any], int] | None = None) -> None:
+def _check_messages(
+    messages: Any,
+    ex: Example,
+    emit: Emit,
+    *,
+    base: str = "messages",
+    kind_for: Callable[[str, Any], int] | None = None,
+) -> None:
     if not isinstance(messages, list) or not messages:
         emit("missing_messages", base, f"{base} must be a non-empty list of messages")
         return
     fast = kind_for is None and base == "messages"
     for i, m in enumerate(messages):
-        if fast and type(m) is dict and len(m) == 2:  # the common {"role", "content": "<text>"} message
+        if (
+            fast and type(m) is dict and len(m) == 2
+        ):  # the common {"role", "content": "<text>"} message
             role = m.get("role")
             content = m.get("content")
             if type(content) is str and role in _PLAIN_ROLES and content and not content.isspace():
@@ -117,14 +128,26 @@ def _check_messages(messages: Any, ex: Example, emit: Emit, *, base: str = "mess
             emit("missing_role", f"{path}.role", f"{path} has no role")
             continue
         if role not in _CHAT_ROLES:
-            emit("unknown_role", f"{path}.role", f"unknown role {role!r}; roles are {', '.join(sorted(_CHAT_ROLES))}")
+            emit(
+                "unknown_role",
+                f"{path}.role",
+                f"unknown role {role!r}; roles are {', '.join(sorted(_CHAT_ROLES))}",
+            )
         ex.roles.append(role)
         ex.role_paths.append(path)
         weight = m.get("weight")
-        kind = kind_for(role, m) if kind_for else (TARGET if role == "assistant" and weight != 0 else PROMPT)
+        kind = (
+            kind_for(role, m)
+            if kind_for
+            else (TARGET if role == "assistant" and weight != 0 else PROMPT)
+        )
         if weight is not None:
             if role != "assistant":
-                emit("weight_not_allowed", f"{path}.weight", f"weight is only allowed on assistant messages, not {role}")
+                emit(
+                    "weight_not_allowed",
+                    f"{path}.weight",
+                    f"weight is only allowed on assistant messages, not {role}",
+                )
             elif weight not in (0, 1) or isinstance(weight, bool):
                 emit("invalid_weight", f"{path}.weight", f"weight must be 0 or 1, found {weight!r}")
         if len(m) > 2 and not _MESSAGE_KEYS.issuperset(m):
@@ -147,7 +170,16 @@ def _check_messages(messages: Any, ex: Example, emit: Emit, *, base: str = "mess
         _check_content(m.get("content"), role, f"{path}.content", ex, kind, emit, optional=optional)
 
 
-def _check_content(content: Any, role: str, path: str, ex: Example, kind: int, emit: Emit, *, optional: bool = False) -> None:
+def _check_content(
+    content: Any,
+    role: str,
+    path: str,
+    ex: Example,
+    kind: int,
+    emit: Emit,
+    *,
+    optional: bool = False,
+) -> None:
     if type(content) is str:
         if not optional and _is_blank(content):
             emit("empty_content", path, f"{path} is empty")
@@ -155,7 +187,11 @@ def _check_content(content: Any, role: str, path: str, ex: Example, kind: int, e
         return
     if content is None:
         if not optional:
-            emit("missing_content", path, f"{path} is missing (only an assistant turn with tool_calls may omit it)")
+            emit(
+                "missing_content",
+                path,
+                f"{path} is missing (only an assistant turn with tool_calls may omit it)",
+            )
         return
     if not isinstance(content, list) or not content:
         emit("invalid_content", path, f"{path} must be a string or a non-empty list of parts")
@@ -170,8 +206,16 @@ def _check_content(content: Any, role: str, path: str, ex: Example, kind: int, e
         elif ptype == "image_url":
             ex.images += 1
             if role != "user":
-                emit("image_not_in_user_turn", ppath, f"images are only allowed in user messages, found one in a {role} message")
-            url = part.get("image_url", {}).get("url") if isinstance(part.get("image_url"), dict) else None
+                emit(
+                    "image_not_in_user_turn",
+                    ppath,
+                    f"images are only allowed in user messages, found one in a {role} message",
+                )
+            url = (
+                part.get("image_url", {}).get("url")
+                if isinstance(part.get("image_url"), dict)
+                else None
+            )
             if type(url) is not str or not _is_image_url(url):
                 found = f"{url[:40]!r}" if type(url) is str else _json_type(url)
                 emit(
@@ -181,7 +225,11 @@ def _check_content(content: Any, role: str, path: str, ex: Example, kind: int, e
                     f"found {found}",
                 )
         else:
-            emit("unknown_content_part", ppath, f"{ppath} has unknown part type {ptype!r}; expected text or image_url")
+            emit(
+                "unknown_content_part",
+                ppath,
+                f"{ppath} has unknown part type {ptype!r}; expected text or image_url",
+            )
 
 
 def _check_tool_calls(calls: Any, path: str, ex: Example, kind: int, emit: Emit) -> None:
@@ -205,7 +253,11 @@ def _check_function_call(call: Any, path: str, ex: Example, kind: int, emit: Emi
     ex.tools = True
     if type(call) is not dict:
         found = _json_type(call)
-        emit("invalid_tool_call", path, f"{path} must be an object with name and arguments, found {found}")
+        emit(
+            "invalid_tool_call",
+            path,
+            f"{path} must be an object with name and arguments, found {found}",
+        )
         return
     _check_function(call, path, ex, kind, emit)
 
@@ -216,11 +268,23 @@ def _check_function(fn: dict[str, Any], path: str, ex: Example, kind: int, emit:
     if type(name) is str and name:
         ex.add(name, f"{path}.name", kind)
     else:
-        found = "empty" if name == "" else f"found {_json_type(name)}" if name is not None else "missing"
-        emit("invalid_tool_call", f"{path}.name", f"{path}.name must be a non-empty string ({found})")
+        found = (
+            "empty"
+            if name == ""
+            else f"found {_json_type(name)}"
+            if name is not None
+            else "missing"
+        )
+        emit(
+            "invalid_tool_call", f"{path}.name", f"{path}.name must be a non-empty string ({found})"
+        )
     where = f"{path}.arguments"
     if "arguments" not in fn:
-        emit("invalid_tool_call", where, f'{where} is missing: give a JSON object in a string, e.g. "{{}}"')
+        emit(
+            "invalid_tool_call",
+            where,
+            f'{where} is missing: give a JSON object in a string, e.g. "{{}}"',
+        )
         return
     args = fn["arguments"]
     if type(args) is not str:
@@ -235,7 +299,9 @@ def _check_function(fn: dict[str, Any], path: str, ex: Example, kind: int, emit:
     try:
         value = orjson.loads(args)
     except orjson.JSONDecodeError as exc:
-        emit("invalid_tool_call", where, f"{where} is not valid JSON ({exc.msg}, column {exc.colno})")
+        emit(
+            "invalid_tool_call", where, f"{where} is not valid JSON ({exc.msg}, column {exc.colno})"
+        )
         return
     if type(value) is not dict:
         found = _json_type(value)
@@ -266,7 +332,11 @@ def _check_tools(record: dict[str, Any], ex: Example, emit: Emit, base: str = ""
         name = fn.get("name")
         if type(name) is not str or not name:
             found = "empty" if name == "" else _json_type(name)
-            emit("invalid_tools", f"{fpath}.name", f"{fpath}.name must be a non-empty string, found {found}")
+            emit(
+                "invalid_tools",
+                f"{fpath}.name",
+                f"{fpath}.name must be a non-empty string, found {found}",
+            )
         params = fn.get("parameters")
         if params is not None and type(params) is not dict:
             found = _json_type(params)
@@ -315,10 +385,20 @@ def check_chat(record: dict[str, Any], emit: Emit) -> Example:
     _unknown_keys(record, _CHAT_TOP, emit)
     if ex.roles and "assistant" not in ex.roles:
         emit("no_assistant_message", "messages", "no assistant message to learn from")
-    elif ex.roles and not ex.groups[TARGET] and all(
-        m.get("weight") == 0 for m in record["messages"] if type(m) is dict and m.get("role") == "assistant"
+    elif (
+        ex.roles
+        and not ex.groups[TARGET]
+        and all(
+            m.get("weight") == 0
+            for m in record["messages"]
+            if type(m) is dict and m.get("role") == "assistant"
+        )
     ):
-        emit("no_trained_message", "messages", "every assistant message has weight 0, so nothing is trained")
+        emit(
+            "no_trained_message",
+            "messages",
+            "every assistant message has weight 0, so nothing is trained",
+        )
     return ex
 
 
@@ -327,7 +407,12 @@ def check_rft(record: dict[str, Any], emit: Emit) -> Example:
     _check_messages(record.get("messages"), ex, emit, kind_for=lambda role, m: PROMPT)
     _check_tools(record, ex, emit)
     if len(record) == 1 + ("tools" in record):
-        emit("no_grader_fields", None, "no fields besides messages: graders see only {{ item.* }} keys such as reference_answer", warning=True)
+        emit(
+            "no_grader_fields",
+            None,
+            "no fields besides messages: graders see only {{ item.* }} keys such as reference_answer",
+            warning=True,
+        )
     return ex
 
 
@@ -340,7 +425,11 @@ def check_bedrock_claude(record: dict[str, Any], emit: Emit) -> Example:
     if isinstance(messages, list):
         for i, m in enumerate(messages):
             if type(m) is dict and "content" in m and not isinstance(m["content"], str):
-                emit("invalid_content", f"messages[{i}].content", "Claude records take plain-string content")
+                emit(
+                    "invalid_content",
+                    f"messages[{i}].content",
+                    "Claude records take plain-string content",
+                )
     _check_messages(messages, ex, emit)
     _unknown_keys(record, frozenset({"system", "messages"}), emit)
     return ex
@@ -358,7 +447,10 @@ def check_prompt_completion(record: dict[str, Any], emit: Emit) -> Example:
     return ex
 
 
-_OUTPUT_NAMES = (("preferred_output", "preferred_completion", CHOSEN), ("non_preferred_output", "non_preferred_completion", REJECTED))
+_OUTPUT_NAMES = (
+    ("preferred_output", "preferred_completion", CHOSEN),
+    ("non_preferred_output", "non_preferred_completion", REJECTED),
+)
 
 
 def check_preference(record: dict[str, Any], emit: Emit) -> Example:
@@ -367,7 +459,9 @@ def check_preference(record: dict[str, Any], emit: Emit) -> Example:
     if type(inp) is not dict:
         emit("missing_field", "input", "input must be an object with messages")
     else:
-        _check_messages(inp.get("messages"), ex, emit, base="input.messages", kind_for=lambda role, m: PROMPT)
+        _check_messages(
+            inp.get("messages"), ex, emit, base="input.messages", kind_for=lambda role, m: PROMPT
+        )
         _check_tools(inp, ex, emit, base="input.")
     outputs = []
     for name, old, kind in _OUTPUT_NAMES:
@@ -376,7 +470,12 @@ def check_preference(record: dict[str, Any], emit: Emit) -> Example:
             emit("missing_field", name, f"{name} is missing")
             continue
         if key == old:
-            emit("legacy_field_name", old, f"{old} is the older name of {name}; fh.convert writes the current one", warning=True)
+            emit(
+                "legacy_field_name",
+                old,
+                f"{old} is the older name of {name}; fh.convert writes the current one",
+                warning=True,
+            )
         value = record[key]
         if not isinstance(value, list) or not value:
             emit("invalid_output", key, f"{key} must be a non-empty list of assistant messages")
@@ -386,14 +485,25 @@ def check_preference(record: dict[str, Any], emit: Emit) -> Example:
         roles = ex.roles[before:]
         del ex.roles[before:], ex.role_paths[before:]
         if "assistant" not in roles or not set(roles) <= {"assistant", "tool"}:
-            emit("invalid_output", key, f"{key} must hold assistant (and tool) messages only, with at least one assistant")
+            emit(
+                "invalid_output",
+                key,
+                f"{key} must hold assistant (and tool) messages only, with at least one assistant",
+            )
         outputs.append(value)
     if len(outputs) == 2 and outputs[0] == outputs[1]:
-        emit("identical_outputs", None, "preferred and non-preferred outputs are identical", warning=True)
+        emit(
+            "identical_outputs",
+            None,
+            "preferred and non-preferred outputs are identical",
+            warning=True,
+        )
     return ex
 
 
-def _turns(items: list[Any], base: str, roles: tuple[str, str], what: str, ex: Example, emit: Emit) -> Iterator[tuple[str, dict[str, Any], Any]]:
+def _turns(
+    items: list[Any], base: str, roles: tuple[str, str], what: str, ex: Example, emit: Emit
+) -> Iterator[tuple[str, dict[str, Any], Any]]:
     """Yield `(path, turn, role)` for each object in a Gemini or Bedrock turn list, recording known roles."""
     for i, turn in enumerate(items):
         path = f"{base}[{i}]"
@@ -402,29 +512,63 @@ def _turns(items: list[Any], base: str, roles: tuple[str, str], what: str, ex: E
             continue
         role = turn.get("role")
         if role not in roles:
-            emit("unknown_role", f"{path}.role", f"role must be {roles[0]!r} or {roles[1]!r}, found {role!r}")
+            emit(
+                "unknown_role",
+                f"{path}.role",
+                f"role must be {roles[0]!r} or {roles[1]!r}, found {role!r}",
+            )
         else:
             ex.roles.append(role)
             ex.role_paths.append(path)
         yield path, turn, role
 
 
-def _check_gemini_contents(contents: Any, ex: Example, emit: Emit, base: str = "contents", kind: int | None = None) -> None:
+def _check_gemini_contents(
+    contents: Any, ex: Example, emit: Emit, base: str = "contents", kind: int | None = None
+) -> None:
     if not isinstance(contents, list) or not contents:
         emit("missing_messages", base, f"{base} must be a non-empty list")
         return
     for path, turn, role in _turns(contents, base, ("user", "model"), "parts", ex, emit):
-        _check_parts(turn.get("parts"), path, ex, emit, kind if kind is not None else (TARGET if role == "model" else PROMPT), role)
+        _check_parts(
+            turn.get("parts"),
+            path,
+            ex,
+            emit,
+            kind if kind is not None else (TARGET if role == "model" else PROMPT),
+            role,
+        )
 
 
 def _check_parts(parts: Any, path: str, ex: Example, emit: Emit, kind: int, role: Any) -> None:
     if not isinstance(parts, list) or not parts:
         emit("missing_content", f"{path}.parts", f"{path}.parts must be a non-empty list")
         return
-    _check_items(parts, f"{path}.parts", ex, emit, kind, role, media=("fileData", "file_data", "inlineData"), media_ok=role != "model", shape="have text or fileData")
+    _check_items(
+        parts,
+        f"{path}.parts",
+        ex,
+        emit,
+        kind,
+        role,
+        media=("fileData", "file_data", "inlineData"),
+        media_ok=role != "model",
+        shape="have text or fileData",
+    )
 
 
-def _check_items(items: list[Any], base: str, ex: Example, emit: Emit, kind: int, role: Any, *, media: tuple[str, ...], media_ok: bool, shape: str) -> None:
+def _check_items(
+    items: list[Any],
+    base: str,
+    ex: Example,
+    emit: Emit,
+    kind: int,
+    role: Any,
+    *,
+    media: tuple[str, ...],
+    media_ok: bool,
+    shape: str,
+) -> None:
     """Gemini parts and Bedrock content blocks: texts are counted, media is counted and refused
     outside user turns, anything else is reported."""
     for j, item in enumerate(items):
@@ -438,7 +582,11 @@ def _check_items(items: list[Any], base: str, ex: Example, emit: Emit, kind: int
         elif any(key in item for key in media):
             ex.images += 1
             if not media_ok:
-                emit("image_not_in_user_turn", path, f"media is only allowed in user turns, found one in {role}")
+                emit(
+                    "image_not_in_user_turn",
+                    path,
+                    f"media is only allowed in user turns, found one in {role}",
+                )
         else:
             emit("unknown_content_part", path, f"{path} must {shape}")
 
@@ -450,11 +598,17 @@ def check_gemini(record: dict[str, Any], emit: Emit) -> Example:
         if type(system) is dict:
             _check_parts(system.get("parts"), "systemInstruction", ex, emit, PROMPT, "system")
         else:
-            emit("invalid_content", "systemInstruction", "systemInstruction must be an object with parts")
+            emit(
+                "invalid_content",
+                "systemInstruction",
+                "systemInstruction must be an object with parts",
+            )
     _check_gemini_contents(record.get("contents"), ex, emit)
     if ex.roles and "model" not in ex.roles:
         emit("no_assistant_message", "contents", "no model turn to learn from")
-    _unknown_keys(record, frozenset({"contents", "systemInstruction", "system_instruction", "tools"}), emit)
+    _unknown_keys(
+        record, frozenset({"contents", "systemInstruction", "system_instruction", "tools"}), emit
+    )
     return ex
 
 
@@ -466,7 +620,11 @@ def check_gemini_preference(record: dict[str, Any], emit: Emit) -> Example:
     _check_gemini_contents(record.get("contents"), ex, emit, kind=PROMPT)
     completions = record.get("completions")
     if not isinstance(completions, list) or len(completions) != 2:
-        emit("invalid_completions", "completions", "completions must hold exactly two scored completions")
+        emit(
+            "invalid_completions",
+            "completions",
+            "completions must hold exactly two scored completions",
+        )
         return ex
     scores = []
     for i, c in enumerate(completions):
@@ -477,9 +635,20 @@ def check_gemini_preference(record: dict[str, Any], emit: Emit) -> Example:
         if type(comp) is not dict:
             emit("missing_field", f"{path}.completion", f"{path}.completion is missing")
             continue
-        _check_parts(comp.get("parts"), f"{path}.completion", ex, emit, CHOSEN if score == 1 else REJECTED, comp.get("role"))
+        _check_parts(
+            comp.get("parts"),
+            f"{path}.completion",
+            ex,
+            emit,
+            CHOSEN if score == 1 else REJECTED,
+            comp.get("role"),
+        )
     if sorted(s for s in scores if isinstance(s, int | float)) != [0, 1]:
-        emit("invalid_scores", "completions", f"scores must be one 1 (preferred) and one 0, found {scores}")
+        emit(
+            "invalid_scores",
+            "completions",
+            f"scores must be one 1 (preferred) and one 0, found {scores}",
+        )
     return ex
 
 
@@ -499,7 +668,11 @@ def check_rlhf_preference(record: dict[str, Any], emit: Emit) -> Example:
             ex.add(text, name, kind)
     choice = record.get("choice")
     if choice not in (0, 1) or isinstance(choice, bool):
-        emit("invalid_choice", "choice", f"choice must be 0 or 1 (the preferred candidate), found {choice!r}")
+        emit(
+            "invalid_choice",
+            "choice",
+            f"choice must be 0 or 1 (the preferred candidate), found {choice!r}",
+        )
     elif choice == 1:  # the preferred candidate is the one counted as chosen
         ex.groups[CHOSEN], ex.groups[REJECTED] = ex.groups[REJECTED], ex.groups[CHOSEN]
     return ex
@@ -509,9 +682,19 @@ def check_bedrock_conversation(record: dict[str, Any], emit: Emit) -> Example:
     ex = Example()
     version = record.get("schemaVersion")
     if version is None:
-        emit("missing_field", "schemaVersion", 'schemaVersion is missing (use "bedrock-conversation-2024")', warning=True)
+        emit(
+            "missing_field",
+            "schemaVersion",
+            'schemaVersion is missing (use "bedrock-conversation-2024")',
+            warning=True,
+        )
     elif version != "bedrock-conversation-2024":
-        emit("schema_version", "schemaVersion", f'schemaVersion is {version!r}; Bedrock documents "bedrock-conversation-2024"', warning=True)
+        emit(
+            "schema_version",
+            "schemaVersion",
+            f'schemaVersion is {version!r}; Bedrock documents "bedrock-conversation-2024"',
+            warning=True,
+        )
     system = record.get("system")
     if system is not None:
         if not isinstance(system, list):
@@ -525,15 +708,33 @@ def check_bedrock_conversation(record: dict[str, Any], emit: Emit) -> Example:
     for path, m, role in _turns(messages, "messages", ("user", "assistant"), "content", ex, emit):
         content = m.get("content")
         if not isinstance(content, list) or not content:
-            emit("invalid_content", f"{path}.content", f"{path}.content must be a non-empty list of content blocks")
+            emit(
+                "invalid_content",
+                f"{path}.content",
+                f"{path}.content must be a non-empty list of content blocks",
+            )
             continue
-        _check_blocks(content, f"{path}.content", ex, emit, TARGET if role == "assistant" else PROMPT, role)
+        _check_blocks(
+            content, f"{path}.content", ex, emit, TARGET if role == "assistant" else PROMPT, role
+        )
     _unknown_keys(record, frozenset({"schemaVersion", "system", "messages"}), emit)
     return ex
 
 
-def _check_blocks(blocks: list[Any], path: str, ex: Example, emit: Emit, kind: int, role: Any) -> None:
-    _check_items(blocks, path, ex, emit, kind, role, media=("image", "video", "document"), media_ok=role == "user", shape="be a text, image or video block")
+def _check_blocks(
+    blocks: list[Any], path: str, ex: Example, emit: Emit, kind: int, role: Any
+) -> None:
+    _check_items(
+        blocks,
+        path,
+        ex,
+        emit,
+        kind,
+        role,
+        media=("image", "video", "document"),
+        media_ok=role == "user",
+        shape="be a text, image or video block",
+    )
 
 
 def check_continued_pretraining(record: dict[str, Any], emit: Emit) -> Example:

@@ -83,7 +83,10 @@ class Deployment:
             status=DeploymentStatus.CREATING.value,
             hourly_cost_usd=cost.hourly_usd,
             expires_at=expires_at or (earlier.expires_at if live and earlier else None),
-            extra={**_storable(options), **({_ATTEMPT: earlier.extra.get(_ATTEMPT)} if live else {})},
+            extra={
+                **_storable(options),
+                **({_ATTEMPT: earlier.extra.get(_ATTEMPT)} if live else {}),
+            },
         )
         job.store.save_deployment(record)
 
@@ -196,7 +199,9 @@ class Deployment:
     def _mark_deleted(self) -> None:
         self.info = self.info.model_copy(update={"status": DeploymentStatus.DELETED})
         self.job.store.update_deployment(
-            self.record.id, status=DeploymentStatus.DELETED.value, deleted_at=dt.datetime.now(dt.UTC)
+            self.record.id,
+            status=DeploymentStatus.DELETED.value,
+            deleted_at=dt.datetime.now(dt.UTC),
         )
 
     def __enter__(self) -> Deployment:

@@ -37,7 +37,9 @@ class Progress:
         if self._status is not None:
             raw = self.job.raw_status
             tail = f" — {event}" if event else ""
-            self._status.update(f"{self.job.id} on {self.job.provider}: {status.value} ({raw}){tail}")
+            self._status.update(
+                f"{self.job.id} on {self.job.provider}: {status.value} ({raw}){tail}"
+            )
 
     def __exit__(self, *exc: Any) -> None:
         if self._status is not None:

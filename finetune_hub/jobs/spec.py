@@ -62,10 +62,18 @@ class JobSpec(BaseModel):
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     suffix: str | None = None
     format: str | None = None
-    mapping: dict[str, str] = Field(default_factory=dict)  # field -> the file's column: {"instruction": "text"}
-    options: dict[str, Any] = Field(default_factory=dict)  # provider-specific: region, role_arn, endpoint...
-    datasets: dict[str, str] = Field(default_factory=dict)  # named data sets beside the files (Vertex RLHF)
-    quotas: dict[str, Any] = Field(default_factory=dict)  # raised account quotas, e.g. max_training_records
+    mapping: dict[str, str] = Field(
+        default_factory=dict
+    )  # field -> the file's column: {"instruction": "text"}
+    options: dict[str, Any] = Field(
+        default_factory=dict
+    )  # provider-specific: region, role_arn, endpoint...
+    datasets: dict[str, str] = Field(
+        default_factory=dict
+    )  # named data sets beside the files (Vertex RLHF)
+    quotas: dict[str, Any] = Field(
+        default_factory=dict
+    )  # raised account quotas, e.g. max_training_records
 
     @field_validator("format")
     @classmethod
@@ -131,7 +139,9 @@ class JobSpec(BaseModel):
         try:
             return cls(**data)
         except PydanticValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
             raise JobSpecError(f"{path}: {problems}") from None
 
 
@@ -195,7 +205,9 @@ def _parse(path: Path, text: str) -> Any:
     try:
         import yaml
     except ImportError:
-        raise JobSpecError(f"{path}: reading YAML job files needs PyYAML: pip install pyyaml") from None
+        raise JobSpecError(
+            f"{path}: reading YAML job files needs PyYAML: pip install pyyaml"
+        ) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

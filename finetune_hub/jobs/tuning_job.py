@@ -103,7 +103,9 @@ class TuningJob:
         self._backend: TuningBackend | None = None
         self._report: ValidationReport | None = None
         self.sleep: Callable[[float], None] = time.sleep  # replaceable in tests
-        self.clock: Callable[[], float] = time.time  # wall clock: attempts are compared across processes
+        self.clock: Callable[[], float] = (
+            time.time
+        )  # wall clock: attempts are compared across processes
         self.backoff = Backoff()
         #: seconds after an ambiguous create during which no second create is sent (jobs/once.py)
         self.lookup_window = DEFAULT_WINDOW
@@ -309,9 +311,7 @@ class TuningJob:
         """
         from finetune_hub.jobs.migrate import migrate
 
-        return migrate(
-            self, to, submit=submit, hyperparameters=hyperparameters, options=options
-        )
+        return migrate(self, to, submit=submit, hyperparameters=hyperparameters, options=options)
 
     @property
     def report(self) -> ValidationReport | None:
@@ -681,9 +681,7 @@ class TuningJob:
     def _require_submitted(self) -> str:
         pid = self.provider_job_id
         if pid is None:
-            raise FinetuneHubError(
-                f"job {self.id} has not been submitted yet; call submit() first"
-            )
+            raise FinetuneHubError(f"job {self.id} has not been submitted yet; call submit() first")
         return pid
 
 
@@ -738,7 +736,9 @@ def _spec_from_arguments(**args: Any) -> JobSpec:
         if isinstance(args[key], Path):
             args[key] = str(args[key])
     if isinstance(args["datasets"], dict):
-        args["datasets"] = {k: str(v) if isinstance(v, Path) else v for k, v in args["datasets"].items()}
+        args["datasets"] = {
+            k: str(v) if isinstance(v, Path) else v for k, v in args["datasets"].items()
+        }
     for key in ("datasets", "hyperparameters", "options", "quotas", "mapping"):
         if args[key] is None:
             args[key] = {}

@@ -187,7 +187,9 @@ class AzureOpenAIConnection(OpenAIConnection):
         """One call to the deployments management API; its errors as `ProviderError`."""
         import httpx
 
-        missing = [k for k in ("subscription_id", "resource_group", "account_name") if not self.opt(k)]
+        missing = [
+            k for k in ("subscription_id", "resource_group", "account_name") if not self.opt(k)
+        ]
         if missing:
             raise ProviderError(
                 self.provider,

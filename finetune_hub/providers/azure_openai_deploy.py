@@ -60,7 +60,9 @@ class AzureOpenAIDeployer(Deployer):
     def create(self, model: str, name: str, options: AzureOpenAIDeployOptions) -> DeploymentInfo:
         body = {
             "sku": {"name": options.sku, "capacity": options.capacity},
-            "properties": {"model": {"format": "OpenAI", "name": model, "version": options.version}},
+            "properties": {
+                "model": {"format": "OpenAI", "name": model, "version": options.version}
+            },
         }
         return self._info(self.connection.management("PUT", name, "deploy", json=body), name, model)
 

@@ -109,7 +109,9 @@ def parse_options(
     type names the key and what it takes. Raises `OptionsError`."""
     if isinstance(options, schema):
         return options
-    raw = dict(options.model_dump(exclude_unset=True) if isinstance(options, BaseModel) else options or {})
+    raw = dict(
+        options.model_dump(exclude_unset=True) if isinstance(options, BaseModel) else options or {}
+    )
     valid = sorted(schema.model_fields)
     unknown = [k for k in raw if k not in schema.model_fields]
     if unknown:
@@ -225,7 +227,6 @@ class Connection:
         """Run one SDK call, its errors turned into `ProviderError`."""
         with self.errors(operation):
             return fn()
-
 
 
 def as_provider_error(

@@ -175,7 +175,9 @@ class OpenAIBackend(TuningBackend):
             )
         if file.status == "error":
             raise ProviderError(
-                self.name, "upload", f"file {file.id} was rejected: {file.status_details}",
+                self.name,
+                "upload",
+                f"file {file.id} was rejected: {file.status_details}",
                 retryable=False,
             )
         return file.id
@@ -388,7 +390,11 @@ _ALIASES = {
     "train_loss": ("train_loss",),
     "valid_loss": ("valid_loss", "validation_loss"),
     "train_accuracy": ("train_accuracy", "train_mean_token_accuracy"),
-    "valid_accuracy": ("valid_accuracy", "valid_mean_token_accuracy", "validation_mean_token_accuracy"),
+    "valid_accuracy": (
+        "valid_accuracy",
+        "valid_mean_token_accuracy",
+        "validation_mean_token_accuracy",
+    ),
 }
 
 
@@ -412,7 +418,6 @@ def _metric_point(values: dict[str, Any]) -> MetricPoint:
             except (TypeError, ValueError):
                 continue
     return MetricPoint(**fields, extra=extra)
-
 
 
 def _files_api_limit(provider: str) -> int:

@@ -202,7 +202,9 @@ class FakeProvider:
 
     def log(self, fake: FakeJob, message: str) -> None:
         n = len(fake.events) + 1
-        fake.events.append(JobEvent(id=f"{fake.id}-ev{n}", created_at=n, level="info", message=message))
+        fake.events.append(
+            JobEvent(id=f"{fake.id}-ev{n}", created_at=n, level="info", message=message)
+        )
 
 
 class FakeOptions(ProviderOptions):
@@ -363,7 +365,9 @@ class FakeDeployer(Deployer):
     Options = FakeDeployOptions
 
     def cost(self, model: str, options: FakeDeployOptions) -> DeploymentCost:
-        return DeploymentCost(hourly_usd=options.hourly_usd, source="the fake's price", as_of="2026-11-30")
+        return DeploymentCost(
+            hourly_usd=options.hourly_usd, source="the fake's price", as_of="2026-11-30"
+        )
 
     def create(self, model: str, name: str, options: FakeDeployOptions) -> DeploymentInfo:
         world = _world()

@@ -184,7 +184,9 @@ def resume(fake: FakeOpenAI, job: FineTuneJob, at: float) -> None:
     add_event(fake, job, at, "Fine-tuning job resumed")
 
 
-def set_state(fake: FakeOpenAI, job: FineTuneJob, status: str, at: float, allow_unknown: bool = False) -> None:
+def set_state(
+    fake: FakeOpenAI, job: FineTuneJob, status: str, at: float, allow_unknown: bool = False
+) -> None:
     """Force `status` now (the test control behind `FakeOpenAI.set_state`).
 
     With `allow_unknown=True` any string is reported as-is and the job stays in it, the way a

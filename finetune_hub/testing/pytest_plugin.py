@@ -21,7 +21,9 @@ from .openai_fake import FakeAzureOpenAI, FakeOpenAI, FakeOpenAIServer
 
 
 @pytest.fixture
-def fh_store_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def fh_store_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """A fresh job-store home for the test (`FINETUNE_HUB_HOME`), so jobs made against a fake
     never land in the user's real store (where a dashboard would refresh them against the real
     providers). Every fake fixture uses it; request it directly for tests without a fake."""
@@ -54,7 +56,9 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch, fh_store_home: Path) -> Iterato
 
 
 @pytest.fixture
-def fake_azure_openai(monkeypatch: pytest.MonkeyPatch, fh_store_home: Path) -> Iterator[FakeAzureOpenAI]:
+def fake_azure_openai(
+    monkeypatch: pytest.MonkeyPatch, fh_store_home: Path
+) -> Iterator[FakeAzureOpenAI]:
     """A served `FakeAzureOpenAI` (data plane and ARM deployments on one server).
 
     Sets `AZURE_OPENAI_ENDPOINT`, `AZURE_OPENAI_API_KEY`, `OPENAI_API_VERSION` and
