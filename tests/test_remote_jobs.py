@@ -1,7 +1,7 @@
 """Jobs made on the provider's side without finetune_hub: listed (paged, marked when the store
 knows them), adopted once, then followed to the end and deployed, on every provider whose
-backend lists jobs (the in-memory FakeProvider and the real SDKs on the OpenAI and Azure OpenAI
-and Amazon Bedrock fakes, and the local backend's run folders)."""
+backend lists jobs (the in-memory FakeProvider; the real SDKs on the OpenAI, Azure OpenAI, Amazon
+Bedrock, Vertex AI and Azure AI Foundry fakes; and the local backend's run folders)."""
 
 from __future__ import annotations
 
@@ -125,12 +125,81 @@ class LocalHarness(Harness):
         return str(run.path)
 
 
+class VertexHarness(Harness):
+    """A Gemini tuning job made with google-genai on the Vertex fake."""
+
+    provider = "vertex"
+    made = 0
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.fake.options)
+
+    def create_directly(self) -> str:
+        import warnings
+
+        from google.genai import types
+
+        VertexHarness.made += 1
+        uri = f"gs://{self.fake.bucket}/console/train-{VertexHarness.made}.jsonl"
+        row = {
+            "contents": [
+                {"role": "user", "parts": [{"text": "hi"}]},
+                {"role": "model", "parts": [{"text": "hello, gozaru"}]},
+            ]
+        }
+        self.fake.storage.put(uri, (json.dumps(row) + "\n").encode() * 16)
+        self.client = getattr(self, "client", None) or self.fake.genai_client()  # kept open
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "tuning is experimental"
+            created = self.client.tunings.tune(
+                base_model="gemini-2.5-flash",
+                training_dataset=types.TuningDataset(gcs_uri=uri),
+            )
+        self.fake.advance(1)  # distinct creation times, so newest first is one order
+        return str(created.name)
+
+
+class AzureFoundryHarness(Harness):
+    """A catalog model's fine-tuning job made with azure-ai-ml in the hub project on the fake."""
+
+    provider, deploys, deploy_kind = "azure-foundry", True, "serverless"
+    made = 0
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.fake.options)
+
+    def create_directly(self) -> str:
+        import warnings
+
+        from azure.ai.ml.finetuning import create_finetuning_job
+
+        AzureFoundryHarness.made += 1
+        name = f"console-ft-{AzureFoundryHarness.made}"
+        data = self.fake.add_blob(f"console/{name}.jsonl", CHAT.read_bytes())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "experimental"
+            job = create_finetuning_job(
+                model="azureml://registries/azureml/models/Phi-4-mini-instruct/versions/1",
+                task="ChatCompletion",
+                training_data=data,
+                validation_data=data,
+                output_model_name_prefix=f"phi-{name}",
+                hyperparameters={"num_train_epochs": "1"},
+                name=name,
+            )
+            self.fake.ml_client(show_progress=False).jobs.create_or_update(job)
+        self.fake.advance(1)
+        return name
+
+
 HARNESSES = {
     "local": ("tmp_path", LocalHarness),
     "bedrock": ("fake_bedrock", BedrockHarness),
     "fake": ("fake_provider", FakeHarness),
     "openai": ("fake_openai", OpenAIHarness),
     "azure-openai": ("fake_azure_openai", AzureOpenAIHarness),
+    "vertex": ("fake_vertex", VertexHarness),
+    "azure-foundry": ("fake_azure_foundry", AzureFoundryHarness),
 }
 
 
@@ -229,3 +298,42 @@ def test_cli_lists_remote_jobs_and_adopts(
     assert main(["jobs", "--remote", "--provider", "fake", "--home", home, "--json"]) == 0
     assert record.id in capsys.readouterr().out
     assert main(["jobs", "--remote", "--home", home]) == 2  # --remote needs --provider
+
+
+def test_azure_foundry_lists_one_surface_after_the_other() -> None:
+    """With the OpenAI-compatible surface configured beside the hub project, pages run through
+    the surface's jobs, then the project's, and the cursor names the surface it stopped in."""
+    from finetune_hub.providers.base import ProviderJob, make_backend
+
+    class Listing:
+        def __init__(self, ids: list[str]) -> None:
+            self.ids = ids
+
+        def list_jobs(self, limit: int, after: str | None) -> tuple[list[ProviderJob], str | None]:
+            start = int(after or 0)
+            page = [ProviderJob(id=i, status=fh.JobStatus.RUNNING) for i in self.ids[start:]]
+            end = start + limit
+            return page[:limit], (str(end) if end < len(self.ids) else None)
+
+    backend: Any = make_backend(
+        "azure-foundry",
+        {
+            "subscription_id": "sub",
+            "resource_group": "rg",
+            "workspace": "ws",
+            "endpoint": "https://foundry.example",
+        },
+    )
+    backend.surface("openai")._backend = Listing(["ftjob-1", "ftjob-2", "ftjob-3"])
+    backend.surface("azure-ai-ml")._backend = Listing(["hub-1", "hub-2"])
+    seen, cursor, cursors = [], None, []
+    while True:
+        page, cursor = backend.list_jobs(limit=2, after=cursor)
+        seen += [j.id for j in page]
+        cursors.append(cursor)
+        if cursor is None:
+            break
+    assert seen == ["ftjob-1", "ftjob-2", "ftjob-3", "hub-1", "hub-2"]
+    assert cursors == ["openai:2", "azure-ai-ml:1", None]
+    with pytest.raises(fh.ProviderError, match="do not configure"):
+        backend.list_jobs(after="elsewhere:3")

@@ -328,6 +328,7 @@ class HubProjectBackend(TuningBackend):
             Capability.EVENTS,
             Capability.METRICS,
             Capability.DELETE_MODEL,
+            Capability.LIST_JOBS,
         }
     )
     state_map = StateMap("azure-foundry", AZURE_ML_STATES)
@@ -448,13 +449,44 @@ class HubProjectBackend(TuningBackend):
     def cancel(self, provider_job_id: str) -> None:
         self.call("cancel", lambda: self.ml.jobs.begin_cancel(provider_job_id, polling=False))
 
-    def _to_job(self, job: Any) -> ProviderJob:
+    def list_jobs(
+        self, limit: int = 20, after: str | None = None
+    ) -> tuple[list[ProviderJob], str | None]:
+        """One page of the project's fine-tuning jobs (`ml_client.jobs.list()`, newest first;
+        the workspace's other jobs are skipped). The cursor is `<continuation token>#<skip>`: the
+        Azure page it stopped in and how many fine-tuning jobs of that page were returned. A
+        listed job carries no tuned model id or error message (one request per job each):
+        `get` (and so `TuningJob.adopt`) reads them."""
+        from azure.ai.ml.entities._job.finetuning.finetuning_job import FineTuningJob
+
+        token, skipped = _split_cursor(after)
+
+        def page() -> tuple[list[ProviderJob], str | None]:
+            found: list[ProviderJob] = []
+            pages = self.ml.jobs.list().by_page(continuation_token=token)
+            current, skip = token, skipped
+            for items in pages:
+                tuning = [j for j in items if isinstance(j, FineTuningJob)][skip:]
+                room = limit - len(found)
+                found += [self._to_job(j, detail=False) for j in tuning[:room]]
+                if len(tuning) > room:
+                    return found, f"{current or ''}#{skip + room}"
+                current, skip = pages.continuation_token, 0
+                if current is None:
+                    return found, None
+                if len(found) == limit:
+                    return found, f"{current}#0"
+            return found, None
+
+        return self.call("list_jobs", page)
+
+    def _to_job(self, job: Any, detail: bool = True) -> ProviderJob:
         raw_status = getattr(job.status, "value", job.status)
         status = self.state_map(raw_status)
         tuned = error = code = None
-        if status is JobStatus.SUCCEEDED:
+        if detail and status is JobStatus.SUCCEEDED:
             tuned = self._tuned_model_id(job)
-        elif status is JobStatus.FAILED:
+        elif detail and status is JobStatus.FAILED:
             run = self.call("get", lambda: self.connection.history.run(job.name))
             error, code = error_message(run), error_code(run)
         created = getattr(getattr(job, "creation_context", None), "created_at", None)
@@ -467,6 +499,9 @@ class HubProjectBackend(TuningBackend):
             error_code=code,
             created_at=created,
             raw=_raw(job, raw_status),
+            base_model=_base_model(job),
+            method="sft",  # the project's fine-tuning jobs are supervised (chat or completion)
+            local_job_id=(getattr(job, "tags", None) or {}).get(JOB_ID_TAG),
         )
 
     def _tuned_model_id(self, job: Any) -> str:
@@ -515,6 +550,23 @@ def _raw(job: Any, raw_status: str) -> dict[str, Any]:
         "hyperparameters": dict(getattr(job, "hyperparameters", None) or {}),
         "tags": dict(getattr(job, "tags", None) or {}),
     }
+
+
+def _base_model(job: Any) -> str | None:
+    """The catalog model's name from the job's model input
+    (`azureml://registries/azureml/models/Phi-4-mini-instruct/versions/1` -> `Phi-4-mini-instruct`)."""
+    path = getattr(getattr(job, "model", None), "path", None)
+    if not path:
+        return None
+    return str(path).split("/models/", 1)[-1].split("/versions/", 1)[0] or None
+
+
+def _split_cursor(after: str | None) -> tuple[str | None, int]:
+    """`<continuation token>#<skip>` -> (token or None, skip)."""
+    if not after:
+        return None, 0
+    token, _, skip = after.rpartition("#")
+    return token or None, int(skip) if skip.isdigit() else 0
 
 
 def _version_key(version: str) -> tuple[int, str]:
@@ -628,6 +680,38 @@ class AzureFoundryBackend(TuningBackend):
 
     def cancel(self, provider_job_id: str) -> None:
         self.surface_for_job(provider_job_id).backend.cancel(provider_job_id)
+
+    def list_jobs(
+        self, limit: int = 20, after: str | None = None
+    ) -> tuple[list[ProviderJob], str | None]:
+        """The jobs of every configured surface, one surface after the other (the
+        OpenAI-compatible API of the resource `endpoint` names, then the hub project), each
+        newest first; a page that ends one surface goes on with the next. The cursor is
+        `<surface>:<that surface's cursor>`."""
+        names = [n for n in SURFACES if self.surface(n).configured()] or [SURFACE_ML]
+        name, inner = names[0], None
+        if after:
+            name, _, rest = after.partition(":")
+            if name not in names:
+                raise ProviderError(
+                    self.name,
+                    "list_jobs",
+                    f"the cursor {after!r} is for the {name} surface, which these options do "
+                    f"not configure (configured: {', '.join(names)})",
+                    retryable=False,
+                )
+            inner = rest or None
+        found: list[ProviderJob] = []
+        while True:
+            page, inner = self.surface(name).backend.list_jobs(limit - len(found), inner)
+            found += page
+            if inner is None:
+                later = names[names.index(name) + 1 :]
+                if not later:
+                    return found, None
+                name = later[0]
+            if len(found) >= limit:
+                return found, f"{name}:{inner or ''}"
 
     def events(self, provider_job_id: str, after: str | None = None) -> list[JobEvent]:
         return self.surface_for_job(provider_job_id).backend.events(provider_job_id, after)

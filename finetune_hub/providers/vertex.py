@@ -89,6 +89,7 @@ class VertexBackend(TuningBackend):
             Capability.CHECKPOINTS,
             Capability.CHAT,
             Capability.DELETE_MODEL,
+            Capability.LIST_JOBS,
         }
     )
     state_map = StateMap("vertex", VERTEX_STATES)
@@ -225,6 +226,20 @@ class VertexBackend(TuningBackend):
             return vertex_rlhf.to_provider_job(pipeline, self.state_map)
         return self._to_job(self._tuning_job(provider_job_id, "get"))
 
+    def list_jobs(
+        self, limit: int = 20, after: str | None = None
+    ) -> tuple[list[ProviderJob], str | None]:
+        """One page of the location's Gemini tuning jobs (`client.tunings.list`, newest first);
+        the cursor is Vertex's page token. RLHF pipeline jobs are not listed (adopt one by its
+        `.../pipelineJobs/...` name)."""
+        client = self.connection.genai
+        config: dict[str, Any] = {"page_size": limit}
+        if after is not None:
+            config["page_token"] = after
+        pager = self.call("list_jobs", lambda: client.tunings.list(config=config))
+        jobs = [self._to_job(j) for j in pager.page]
+        return jobs, (pager.config.get("page_token") or None) if jobs else None
+
     def cancel(self, provider_job_id: str) -> None:
         if "/pipelineJobs/" in provider_job_id:
             self.connection.gapic_call(
@@ -260,6 +275,9 @@ class VertexBackend(TuningBackend):
             created_at=job.create_time,
             finished_at=job.end_time,
             raw=job.model_dump(mode="json", exclude_none=True),
+            base_model=job.base_model,
+            method=_method(job),
+            local_job_id=(job.labels or {}).get(LABEL),
         )
 
     # -- following ---------------------------------------------------------------------------------
@@ -316,6 +334,15 @@ class VertexBackend(TuningBackend):
         from finetune_hub.providers.vertex_deploy import delete_model_and_endpoints
 
         delete_model_and_endpoints(self.connection, model)
+
+
+def _method(job: Any) -> str | None:
+    """The tuning job's method in finetune_hub's names, from the spec it carries."""
+    if job.preference_optimization_spec is not None:
+        return "dpo"
+    if job.supervised_tuning_spec is not None:
+        return "sft"
+    return None
 
 
 def _tuning_events(job: Any) -> list[JobEvent]:
