@@ -202,3 +202,28 @@ def test_a_deployment_wait_outlasts_an_outage(fake_provider, tmp_path):
     for _ in range(8):  # more than the 5 attempts of one retried call
         fake_provider.fail_next("get_deployment", status_code=503)
     assert deployment.wait_ready(poll_interval=1) is fh.DeploymentStatus.READY
+
+
+def test_attach_keeps_the_data_format_and_the_column_mapping(fake_provider, tmp_path):
+    data = tmp_path / "instructions.jsonl"
+    data.write_text(
+        '{"ID": 1, "text": "Say hi", "output": "Hi, gozaru!"}\n'
+        '{"ID": 2, "text": "Say bye", "output": "Bye, gozaru!"}\n',
+        encoding="utf-8",
+    )
+    clock = Clock()
+    job = fh.TuningJob(
+        provider="fake",
+        base_model="fake-base-1",
+        training_file=data,
+        mapping={"prompt": "text", "completion": "output"},
+        format="prompt_completion",
+        store=fh.JobStore(tmp_path / "store"),
+    )
+    job.sleep, job.clock = clock.sleep, lambda: clock.now
+    assert job.validate().ok
+    job.submit()
+    again = fh.TuningJob.attach(job.id, store=job.store)
+    assert again.spec.mapping == {"prompt": "text", "completion": "output"}
+    assert again.spec.format == "prompt_completion"
+    assert again.validate().ok  # the raw columns still read as the mapped fields

@@ -104,7 +104,7 @@ def _schema_2_store(path: Path) -> str:
 def test_a_schema_2_store_is_upgraded_in_place(tmp_path: Path) -> None:
     job_id = _schema_2_store(tmp_path / "jobs.sqlite3")
     with JobStore(tmp_path) as store:
-        assert store.db.schema_version() == SCHEMA_VERSION == 4
+        assert store.db.schema_version() == SCHEMA_VERSION == 5
         record = store.require(job_id)
         assert record.status is JobStatus.RUNNING and record.checked_at is None
         assert [e.message for e in store.events(job_id)] == ["started"]

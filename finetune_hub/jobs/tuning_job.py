@@ -148,6 +148,8 @@ class TuningJob:
             suffix=rec.suffix,
             options={**rec.options, **(options or {})},
             quotas=rec.quotas,
+            format=rec.format,
+            mapping=rec.mapping,
         )
         return cls(spec=spec, store=store, job_id=job_id)
 
@@ -386,6 +388,8 @@ class TuningJob:
                     hyperparameters=self.spec.hyperparameters,
                     suffix=self.spec.suffix,
                     quotas=self.spec.quotas,
+                    format=self.spec.format,
+                    mapping=self.spec.mapping,
                     options=backend.connection.stored_options(),
                     credentials=backend.connection.credentials_source(),
                     status=JobStatus.PENDING,

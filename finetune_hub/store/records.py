@@ -89,6 +89,10 @@ class JobRecord(_StoreModel):
     datasets: dict[str, str] = Field(default_factory=dict)  # named data sets beside the files
     quotas: dict[str, Any] = Field(default_factory=dict)  # raised account quotas declared
     checked_at: dt.datetime | None = None  # when the provider was last asked (schema 3)
+    format: str | None = None  # the data format the user named (schema 5)
+    mapping: dict[str, str] = Field(
+        default_factory=dict
+    )  # columns read as format fields (schema 5)
 
     @field_validator("training_file", "validation_file", mode="before")
     @classmethod

@@ -120,6 +120,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE deployments ADD COLUMN expires_at TEXT",
         "CREATE INDEX IF NOT EXISTS deployments_by_expiry ON deployments (expires_at)",
     ),
+    5: (
+        "ALTER TABLE jobs ADD COLUMN format TEXT",
+        "ALTER TABLE jobs ADD COLUMN mapping TEXT NOT NULL DEFAULT '{}'",
+    ),
 }
 
 

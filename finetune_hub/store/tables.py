@@ -22,7 +22,7 @@ from finetune_hub.status import MetricPoint
 from finetune_hub.store.records import DeploymentRecord, JobRecord
 
 #: Bumped with every schema change; each database module has DDL for every version up to it.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # The tables' columns are the records' fields, in order (tests check they agree).
 JOB_COLUMNS = list(JobRecord.model_fields)
@@ -32,7 +32,7 @@ METRIC_COLUMNS = ["job_id", *MetricPoint.model_fields]
 #: Columns that hold JSON text.
 JSON_COLUMNS = frozenset(
     {"hyperparameters", "options", "credentials", "data_refs", "extra", "data", "datasets"}
-    | {"quotas"}
+    | {"quotas", "mapping"}
 )
 
 
