@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from finetune_hub.backoff import Backoff, poll
 from finetune_hub.errors import ProviderError, WaitTimeout
+from finetune_hub.jobs.once import ATTEMPT_KEY, AtMostOnce, with_attempt
 from finetune_hub.status import DeploymentStatus
-
-_ATTEMPT = "create_attempted_at"  # in the record's extra: when a create was last sent
 
 if TYPE_CHECKING:
     from finetune_hub.jobs.model import TunedModel
@@ -66,7 +65,6 @@ class Deployment:
         """Create (or find, after an ambiguous failure, a crash or a repeat) the deployment
         `name`: at most one is ever created (jobs/once.py). `expires_at` is recorded for
         `finetune-hub reap` / `fh.reap_expired()`; a repeat without one keeps the earlier."""
-        from finetune_hub.jobs.once import AtMostOnce
         from finetune_hub.store import DeploymentRecord
 
         job = model.job
@@ -85,14 +83,13 @@ class Deployment:
             expires_at=expires_at or (earlier.expires_at if live and earlier else None),
             extra={
                 **_storable(options),
-                **({_ATTEMPT: earlier.extra.get(_ATTEMPT)} if live else {}),
+                **({ATTEMPT_KEY: earlier.extra.get(ATTEMPT_KEY)} if live else {}),
             },
         )
         job.store.save_deployment(record)
 
         def mark(at: float | None) -> None:
-            extra = {k: v for k, v in record.extra.items() if k != _ATTEMPT}
-            job.store.update_deployment(record_id, extra={**extra, _ATTEMPT: at} if at else extra)
+            job.store.update_deployment(record_id, extra=with_attempt(record.extra, at))
 
         guard = AtMostOnce(
             f"the deployment {name} on {model.provider}",
@@ -100,7 +97,7 @@ class Deployment:
             create=lambda: deployer.create(model.id, name, options),
             sleep=job.sleep,
             window=job.lookup_window,
-            attempted_at=record.extra.get(_ATTEMPT),
+            attempted_at=record.extra.get(ATTEMPT_KEY),
             on_attempt=mark,
             clock=job.clock,
             resume_hint=f"Check with `finetune-hub deployments`; deploying {name!r} again resumes.",
@@ -121,7 +118,7 @@ class Deployment:
         from finetune_hub.providers.base import deployer_for
 
         deployer = deployer_for(job.backend, record.kind)
-        options = deployer.parse({k: v for k, v in record.extra.items() if k != _ATTEMPT})
+        options = deployer.parse(with_attempt(record.extra, None))
         info = deployer.info(record.name, record.model, record.raw_status, endpoint=record.endpoint)
         return cls(job, deployer, info, options, record)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from finetune_hub.backoff import Backoff
 from finetune_hub.errors import ProviderError
@@ -25,6 +25,8 @@ from finetune_hub.errors import ProviderError
 T = TypeVar("T")
 
 DEFAULT_WINDOW = 120.0
+#: The key, in a job's or a deployment's stored `extra`, of when a create was last sent.
+ATTEMPT_KEY = "create_attempted_at"
 LOOKUP_BACKOFF = Backoff(initial=2.0, maximum=15.0)
 
 
@@ -104,6 +106,16 @@ class AtMostOnce(Generic[T]):
                 retryable=False,
             )
         return None
+
+
+def with_attempt(extra: dict[str, Any], at: float | None) -> dict[str, Any]:
+    """`extra` with the create-attempt mark set to `at`, or removed when `at` is None.
+
+    >>> with_attempt({"a": 1}, 5.0), with_attempt({"a": 1, ATTEMPT_KEY: 5.0}, None)
+    ({'a': 1, 'create_attempted_at': 5.0}, {'a': 1})
+    """
+    kept = {k: v for k, v in extra.items() if k != ATTEMPT_KEY}
+    return {**kept, ATTEMPT_KEY: at} if at else kept
 
 
 def _definitely_not_created(exc: ProviderError) -> bool:

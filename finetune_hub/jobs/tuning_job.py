@@ -32,7 +32,7 @@ from finetune_hub.errors import (
 )
 from finetune_hub.issues import Issue, Severity
 from finetune_hub.jobs.model import TunedModel
-from finetune_hub.jobs.once import DEFAULT_WINDOW, AtMostOnce
+from finetune_hub.jobs.once import ATTEMPT_KEY, DEFAULT_WINDOW, AtMostOnce, with_attempt
 from finetune_hub.jobs.prepare import prepare_job
 from finetune_hub.jobs.progress import Progress
 from finetune_hub.jobs.spec import JobSpec
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
     from finetune_hub.jobs.preflight import PreflightReport
 
 T = TypeVar("T")
-_ATTEMPT = "create_attempted_at"  # in the record's extra: when a create was last sent
 
 
 class TuningJob:
@@ -401,7 +400,7 @@ class TuningJob:
         except ProviderError as exc:
             self.store.update(self.id, error=exc.message, error_code=exc.code or exc.operation)
             raise
-        extra = {k: v for k, v in self.store.require(self.id).extra.items() if k != _ATTEMPT}
+        extra = with_attempt(self.store.require(self.id).extra, None)
         self.store.update(
             self.id,
             provider_job_id=created.id,
@@ -466,8 +465,8 @@ class TuningJob:
         was killed) can still take effect: see jobs/once.py."""
 
         def mark(at: float | None) -> None:
-            extra = {k: v for k, v in self.store.require(self.id).extra.items() if k != _ATTEMPT}
-            self.store.update(self.id, extra={**extra, _ATTEMPT: at} if at else extra)
+            extra = with_attempt(self.store.require(self.id).extra, at)
+            self.store.update(self.id, extra=extra)
 
         return AtMostOnce(
             f"the job {self.id} on {self.spec.provider}",
@@ -475,7 +474,7 @@ class TuningJob:
             create=lambda: self.backend.create(prepared, refs),
             sleep=self.sleep,
             window=self.lookup_window,
-            attempted_at=rec.extra.get(_ATTEMPT),
+            attempted_at=rec.extra.get(ATTEMPT_KEY),
             on_attempt=mark,
             clock=self.clock,
             resume_hint=f"Check with `finetune-hub status {self.id}`; `submit()` again resumes.",
