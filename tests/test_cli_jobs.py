@@ -194,7 +194,9 @@ def test_submit_names_the_missing_model_flag_as_it_is_spelled(fake_openai, cli):
 
 def test_submit_with_bad_data_uploads_nothing(fake_openai, cli, tmp_path, home):
     bad = bad_copy(tmp_path)
-    code, out, _ = cli("submit", "--yes", "--provider", "openai", "--model", MODEL, "--training-file", bad)
+    code, out, _ = cli(
+        "submit", "--yes", "--provider", "openai", "--model", MODEL, "--training-file", bad
+    )
     assert code == 1
     assert "invalid_json" in out and "nothing was uploaded or submitted" in out
     assert fake_openai.count("POST", "/files") == 0
@@ -371,7 +373,9 @@ def test_azure_undeploy_twice_says_no_active_deployment(azure_env, cli, home):
 
 
 def test_azure_management_token_given_at_submit_is_not_stored(azure_env, cli, home):
-    code, out, err = cli("submit", "--yes", *azure_flags("--option", "management_token=sekrit-token-123"))
+    code, out, err = cli(
+        "submit", "--yes", *azure_flags("--option", "management_token=sekrit-token-123")
+    )
     assert code == 0, out + err
     job_id = submitted_id(out)
     code, out, _ = cli("status", job_id, "--json")
@@ -406,3 +410,108 @@ def test_azure_continued_training_starts_from_the_tuned_model(azure_env, cli):
         r for r in azure_env.requests if r.method == "POST" and r.path == "/fine_tuning/jobs"
     ]
     assert creates[-1].json["model"] == tuned
+
+
+# -- --format and --map: data whose columns have other names --------------------------------------
+ITO = SAMPLES / "ito_style_sample.jsonl"  # 8 records {"ID", "text", "output"}: no format's names
+LOCAL_MODEL = "smollm2-135m-instruct"
+
+
+@pytest.fixture
+def local_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The local backend with no worker, no model lookup and no need of torch: `submit` writes
+    the run folder (job.json, the uploaded data) under the returned folder and trains nothing."""
+    from finetune_hub.providers.local import LocalBackend, backend
+
+    monkeypatch.setattr(backend, "require_training_stack", lambda: None)
+    monkeypatch.setattr(LocalBackend, "_start", lambda self, run: None)
+    monkeypatch.setattr(LocalBackend, "check", lambda self, job: [])
+    return tmp_path / "runs"
+
+
+def local_flags(runs: Path, *extra: str) -> list[str]:
+    return ["--provider", "local", "--model", LOCAL_MODEL, "--training-file", str(ITO),
+            "--option", f"output_dir={runs}", *extra]  # fmt: skip
+
+
+def uploaded_records(runs: Path, job_id: str) -> list[dict[str, Any]]:
+    (sent,) = (runs / job_id / "data").glob("training-*.jsonl")
+    return [json.loads(line) for line in sent.read_text(encoding="utf-8").splitlines()]
+
+
+def test_submit_reads_other_column_names_through_map(local_runs, cli, home):
+    argv = local_flags(local_runs, "--format", "instruction", "--map", "instruction=text",
+                       "--map", "output=output")  # fmt: skip
+    code, out, err = cli("submit", "--yes", *argv)
+    assert code == 0, out + err
+    job_id = submitted_id(out)
+    rec = JobStore(home).require(job_id)
+    assert rec.format == "instruction"
+    assert rec.mapping == {"instruction": "text", "output": "output"}
+    first = uploaded_records(local_runs, job_id)[0]  # the mapped copy went up, not the raw file
+    assert first["instruction"] == "日本で一番長い川は何ですか?" and "text" not in first
+    code, out, _ = cli("jobs", "--json")
+    (listed,) = json.loads(out)
+    assert listed["format"] == "instruction" and listed["mapping"] == rec.mapping
+
+
+def test_submit_flags_override_the_job_files_format_and_merge_over_its_mapping(
+    local_runs, cli, home, tmp_path
+):
+    path = tmp_path / "job.yaml"
+    path.write_text(
+        f"provider: local\nbase_model: {LOCAL_MODEL}\ntraining_file: {ITO}\n"
+        f"format: prompt_completion\nmapping: {{instruction: title, output: output}}\n"
+        f"options: {{output_dir: {local_runs}}}\n",
+        encoding="utf-8",
+    )
+    code, out, err = cli("submit", "--yes", path, "--format", "instruction", "--map",
+                         "instruction=text")  # fmt: skip
+    assert code == 0, out + err
+    rec = JobStore(home).require(submitted_id(out))
+    assert rec.format == "instruction"
+    assert rec.mapping == {"instruction": "text", "output": "output"}  # output kept from the file
+
+
+def test_submit_with_a_mapped_column_the_data_lack_uploads_nothing(fake_openai, cli):
+    code, out, _ = cli("submit", "--yes", *flags("--map", "messages=conversation"))
+    assert code == 1
+    assert "mapping_column_missing" in out and "mapping.messages" in out
+    assert "'conversation'" in out and "columns: messages" in out
+    assert str(CHAT) in out and "nothing was uploaded or submitted" in out
+    assert fake_openai.count("POST", "/files") == 0
+    assert fake_openai.count("POST", "/fine_tuning/jobs") == 0
+    code, out, _ = cli("jobs", "--json")
+    assert json.loads(out) == []  # a refused job is not recorded
+
+
+def test_a_mapping_that_reads_nothing_is_refused_even_where_the_format_would_pass(local_runs, cli):
+    """An instruction record lacking its instruction still scans, so the unmapped column is what
+    stops it: each missing column named, the file's columns shown, no run folder written."""
+    argv = local_flags(local_runs, "--format", "instruction", "--map", "instruction=question",
+                       "--map", "output=answer", "--json")  # fmt: skip
+    code, out, _ = cli("submit", "--yes", *argv)
+    assert code == 1
+    result = json.loads(out)
+    assert result["submitted"] is False
+    missing = {i["field"]: i["message"] for i in result["report"]["errors"]}
+    assert set(missing) == {"mapping.instruction", "mapping.output"}
+    assert "'question'" in missing["mapping.instruction"]
+    assert "'answer'" in missing["mapping.output"]
+    assert "columns: ID, output, text" in missing["mapping.output"]
+    assert {i["file"] for i in result["report"]["errors"]} == {str(ITO)}
+    assert not local_runs.exists()
+
+
+def test_submit_map_needs_field_equals_column(fake_openai, cli):
+    code, out, err = cli("submit", "--yes", *flags("--map", "instruction"))
+    assert code == 2
+    assert "argument --map: expected FIELD=COLUMN, got 'instruction'" in err
+    assert fake_openai.requests == []
+
+
+def test_submit_unknown_format_exits_2_with_the_known_ones(fake_openai, cli):
+    code, _, err = cli("submit", "--yes", *flags("--format", "dolly"))
+    assert code == 2
+    assert "unknown format 'dolly'; known formats: chat," in err and "instruction" in err
+    assert fake_openai.requests == []

@@ -3,6 +3,8 @@
 
     finetune-hub submit job.yaml --wait
     finetune-hub submit --provider openai --model gpt-4.1-mini --training-file train.jsonl --hp epochs=3
+    finetune-hub submit --provider local --model smollm2-135m-instruct --training-file qa.jsonl \
+        --format instruction --map instruction=text --map output=output
     finetune-hub jobs --provider openai --status running
     finetune-hub watch ftj_1a2b3c4d5e6f
     finetune-hub deploy ftj_1a2b3c4d5e6f --sku standard --yes
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetune_hub.cli.output import confirm, emit_json, shell_hint
@@ -20,6 +23,7 @@ from finetune_hub.cli.render import print_estimate
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from finetune_hub.issues import Issue
     from finetune_hub.jobs.tuning_job import TuningJob
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -27,7 +31,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def add_job_commands(sub: Any) -> None:
     """Register the job subcommands on the main parser's subparsers."""
-    from finetune_hub.cli.args import parse_dataset, parse_hp, parse_quota
+    from finetune_hub.cli.args import parse_dataset, parse_hp, parse_mapping, parse_quota
 
     p = sub.add_parser(
         "submit", help="validate, upload and submit a job (from a job file or flags)"
@@ -55,6 +59,15 @@ def add_job_commands(sub: Any) -> None:
         "--method", help="training method: sft (default), dpo, rft, rlhf, continued-pretraining"
     )
     p.add_argument("--suffix", help="suffix of the tuned model's name")
+    p.add_argument("--format", help="data format (default: detected), see `formats`")
+    p.add_argument(
+        "--map",
+        action="append",
+        type=parse_mapping,
+        default=[],
+        metavar="FIELD=COLUMN",
+        help="read FIELD of the source format from COLUMN, repeatable (instruction=text)",
+    )
     p.add_argument(
         "--hp",
         action="append",
@@ -180,7 +193,9 @@ def add_job_commands(sub: Any) -> None:
 # -- commands -------------------------------------------------------------------------------------
 def cmd_submit(args: argparse.Namespace, console: Console) -> int:
     """Validate, show the cost estimate, ask (or --yes), submit; then the report's warnings."""
+    from finetune_hub.cli.main import _data_format
     from finetune_hub.errors import CostLimitExceeded, ValidationError
+    from finetune_hub.jobs.spec import JobSpec
     from finetune_hub.jobs.tuning_job import TuningJob
 
     fields = {
@@ -203,8 +218,14 @@ def cmd_submit(args: argparse.Namespace, console: Console) -> int:
         fields["quotas"] = dict(args.quota)
     if args.dataset:
         fields["datasets"] = dict(args.dataset)
+    if args.format is not None:  # an unknown name ends as validate's does: exit 2, the known ones
+        fields["format"] = _data_format(args.format).value
+    if args.map:
+        fields["mapping"] = dict(args.map)
     store = _store(args)
     if args.job_file:
+        if args.map:  # a --map merges over the file's mapping, as --hp over its hyperparameters
+            fields["mapping"] = {**JobSpec.from_file(args.job_file).mapping, **fields["mapping"]}
         job = TuningJob.from_file(
             args.job_file, store=store, **fields
         )  # --hp/--option merge into the file's
@@ -222,6 +243,7 @@ def cmd_submit(args: argparse.Namespace, console: Console) -> int:
             return EXIT_USAGE
         job = TuningJob(store=store, **fields)
     report = job.validate()
+    report.errors.extend(_mapping_issues(job.spec))
     if not report.ok:
         return _refused(report, console, args.json)
     if args.preflight:
@@ -277,6 +299,66 @@ def _refused(report: Any, console: Console, as_json: bool) -> int:
     print_report(report, console)
     console.print("nothing was uploaded or submitted")
     return EXIT_FAILED
+
+
+def _mapping_issues(spec: Any) -> list[Issue]:
+    """An error for each column of the job's mapping that no record of its data file has (a
+    typo, the wrong file). A record lacking the column is read unmapped, which the format's own
+    checks do not always catch (an instruction record without its instruction still scans), and
+    their messages name the field, not the column the user wrote."""
+    from finetune_hub.issues import Issue
+
+    issues: list[Issue] = []
+    if not spec.mapping:
+        return issues
+    for path in (spec.training_file, spec.validation_file):
+        if path is None or not Path(path).is_file():
+            continue  # validation has already said so
+        columns = _columns(path, set(spec.mapping.values()))
+        if not columns:
+            continue  # no JSON object at all: validation reports the lines themselves
+        shown = ", ".join(sorted(columns)[:_SHOWN_COLUMNS])
+        more = ", ..." if len(columns) > _SHOWN_COLUMNS else ""
+        for field, column in spec.mapping.items():
+            if column not in columns:
+                issues.append(
+                    Issue(
+                        code="mapping_column_missing",
+                        file=str(path),
+                        field=f"mapping.{field}",
+                        message=f"the mapping reads {field} from the column {column!r}, which "
+                        f"no record has (the records' columns: {shown}{more}); fix --map "
+                        f"{field}=COLUMN or the job file's mapping",
+                    )
+                )
+    return issues
+
+
+_SHOWN_COLUMNS = 12
+
+
+def _columns(path: str, wanted: set[str]) -> set[str]:
+    """The column names of the JSON-object records of a .jsonl (or gzip) file; the reading stops
+    once every `wanted` column has been seen."""
+    import gzip
+
+    import orjson
+
+    from finetune_hub.data.plain import is_gzip
+
+    seen: set[str] = set()
+    opener = gzip.open if is_gzip(path) else open
+    with opener(path, "rb") as lines:
+        for raw in lines:
+            try:
+                record = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                seen.update(str(key) for key in record)
+                if wanted <= seen:
+                    break
+    return seen
 
 
 def _declined(text: str, console: Console, as_json: bool) -> int:
