@@ -85,8 +85,7 @@ def test_sft_job_runs_to_a_tuned_model_with_stats(fake_vertex, client):
     )
     assert job.name.startswith("projects/123456789012/locations/us-central1/tuningJobs/")
     assert job.state.name == "JOB_STATE_PENDING"
-    sent = fake_vertex.requests[-1]
-    assert sent.operation == "tuningJobs.create"
+    (sent,) = fake_vertex.sent("POST", "tuningJobs.create")
     assert sent.path == "/v1beta1/projects/finetune-hub-test/locations/us-central1/tuningJobs"
     assert sent.json["supervisedTuningSpec"]["hyperParameters"] == {
         "epochCount": 2,
@@ -111,7 +110,7 @@ def test_sft_job_runs_to_a_tuned_model_with_stats(fake_vertex, client):
 
 def test_preference_tuning_sends_beta_and_is_limited_to_its_models(fake_vertex, client):
     job = tune(client, PREFS, method="PREFERENCE_TUNING", beta=0.2, epoch_count=1)
-    spec = fake_vertex.requests[-1].json["preferenceOptimizationSpec"]
+    spec = fake_vertex.sent("POST", "tuningJobs.create")[-1].json["preferenceOptimizationSpec"]
     assert spec["hyperParameters"] == {"beta": 0.2, "epochCount": 1}
     done, _ = poll(client, job.name)
     assert done.state.name == "JOB_STATE_SUCCEEDED"
@@ -257,7 +256,7 @@ def test_request_log_redacts_credentials_and_reset_forgets(fake_vertex, client):
     tune(client)
     assert fake_vertex.count("*", "tuningJobs.create") == 1
     assert fake_vertex.count("POST", r".*/tuningJobs") == 1
-    entry = fake_vertex.requests[-1]
+    (entry,) = fake_vertex.sent("POST", "tuningJobs.create")
     assert entry.headers["authorization"] == "<redacted>"
     assert FakeVertex.token not in repr(fake_vertex.requests)
     fake_vertex.reset()

@@ -283,17 +283,27 @@ class FakeVertex:
             self.faults.append(fault)
         return fault
 
+    def sent(self, method: str, target: str) -> list[RecordedRequest]:
+        """The requests that matched `method` ("*": any) and `target` (as in `inject`), oldest
+        first: safer in a test than `requests[-1]`, which any other request to the fake moves.
+
+        >>> FakeVertex().sent("POST", "storage.objects.insert")
+        []
+        """
+        with self._lock:
+            return [
+                r
+                for r in self.requests
+                if method in ("*", r.method) and target_matches(target, r.operation, r.path)
+            ]
+
     def count(self, method: str, target: str) -> int:
         """How many requests matched `method` ("*": any) and `target` (as in `inject`).
 
         >>> FakeVertex().count("POST", "tuningJobs.create")
         0
         """
-        with self._lock:
-            return sum(
-                method in ("*", r.method) and target_matches(target, r.operation, r.path)
-                for r in self.requests
-            )
+        return len(self.sent(method, target))
 
     def _take_fault(self, method: str, operation: str, path: str) -> Fault | None:
         for fault in self.faults:
