@@ -148,13 +148,15 @@ def _validate(
     counter = get_counter(tok)
 
     labels: dict[str, str] = {}  # converted copy -> the user's file, for issues and stats
+    train_map: list[Issue] = []  # a mapped column no record of the file has
+    val_map: list[Issue] = []
     if mapping:  # read through the column mapping: a copy with the same line numbers
-        training_file = _mapped(copies, training_file, mapping, labels)
+        training_file, train_map = _mapped(copies, training_file, mapping, labels)
         if validation_file is not None:
-            validation_file = _mapped(copies, validation_file, mapping, labels)
+            validation_file, val_map = _mapped(copies, validation_file, mapping, labels)
     fmt, fmt_issues = decide_format(training_file, rules, format)
     train_path, scan_fmt, fmt_issues = _converted(
-        copies, training_file, fmt, rules, fmt_issues, labels, max_issues_per_code
+        copies, training_file, fmt, rules, train_map + fmt_issues, labels, max_issues_per_code
     )
     train = _scan_file(train_path, scan_fmt, rules, tok, batch_size, max_issues_per_code, workers)
     files = [(train, fmt_issues, rules.max_file_bytes, "max_file_bytes")]
@@ -162,7 +164,7 @@ def _validate(
     if validation_file is not None:
         vfmt, vfmt_issues = decide_format(validation_file, rules, format)
         val_path, val_fmt, vfmt_issues = _converted(
-            copies, validation_file, vfmt, rules, vfmt_issues, labels, max_issues_per_code
+            copies, validation_file, vfmt, rules, val_map + vfmt_issues, labels, max_issues_per_code
         )
         val = _scan_file(val_path, val_fmt, rules, tok, batch_size, max_issues_per_code, workers)
         max_val = rules.max_validation_file_bytes or rules.max_file_bytes
@@ -347,12 +349,40 @@ def _mapped(
     path: str | os.PathLike[str],
     mapping: Mapping[str, str],
     labels: dict[str, str],
-) -> str:
+) -> tuple[str, list[Issue]]:
+    """A copy of `path` read through `mapping` (its issues name `path`, through `labels`), and
+    an error for each mapped column that no JSON-object record of `path` has: a typo or the
+    wrong file, which the format's own checks do not always catch (an instruction record
+    without its instruction still scans) and whose messages would name the field, not the
+    column. The columns are collected while the copy is written: no second pass."""
     if not Path(path).exists():
         raise DataFileError(f"{path}: no such file")
-    copy = copies.enter_context(mapped_copy(path, mapping))
+    columns: set[str] = set()
+    copy = copies.enter_context(mapped_copy(path, mapping, columns=columns))
     labels[copy] = str(path)
-    return copy
+    return copy, _mapping_issues(str(path), mapping, columns)
+
+
+#: How many of the records' columns a `mapping_column_missing` message lists.
+_SHOWN_COLUMNS = 12
+
+
+def _mapping_issues(label: str, mapping: Mapping[str, str], columns: set[str]) -> list[Issue]:
+    if not columns:  # no JSON object at all: the scan reports the lines themselves
+        return []
+    shown = ", ".join(sorted(columns)[:_SHOWN_COLUMNS])
+    more = ", ..." if len(columns) > _SHOWN_COLUMNS else ""
+    return [
+        Issue(
+            code="mapping_column_missing",
+            file=label,
+            field=f"mapping.{field}",
+            message=f"the mapping reads {field} from the column {column!r}, which no record "
+            f"has (the records' columns: {shown}{more}); fix the mapping's column for {field}",
+        )
+        for field, column in mapping.items()
+        if column not in columns
+    ]
 
 
 def _relabel(issue: Issue, labels: dict[str, str]) -> Issue:

@@ -5,6 +5,10 @@ reads. The mapping itself is `fh.convert`'s (`data/convert.py`).
 
 >>> with mapped_copy("qa.jsonl", {"instruction": "text"}) as path:  # doctest: +SKIP
 ...     fh.validate(path, provider="local", base_model="smollm2-135m-instruct")
+
+`columns=` collects, in the same pass, the column names the records have, so a caller can tell
+a mapped column no record has (a typo, the wrong file): `fh.validate` reports it as
+`mapping_column_missing`.
 """
 
 from __future__ import annotations
@@ -22,10 +26,19 @@ from finetune_hub.data.plain import is_gzip
 
 
 @contextmanager
-def mapped_copy(path: str | os.PathLike[str], mapping: Mapping[str, str] | None) -> Iterator[str]:
+def mapped_copy(
+    path: str | os.PathLike[str],
+    mapping: Mapping[str, str] | None,
+    *,
+    columns: set[str] | None = None,
+) -> Iterator[str]:
     """`path` itself when `mapping` is empty, else a temporary `.jsonl` copy (decompressed) with
     every JSON object's columns renamed by `mapping`; a line that is not a JSON object is copied
-    as it is, so the validator still reports it where it is. Removed on exit."""
+    as it is, so the validator still reports it where it is. Removed on exit.
+
+    `columns`, when given, receives the column names (before renaming) of the file's JSON-object
+    records while the copy is written; it stays empty when `mapping` is (no copy, no reading)
+    or when no line is a JSON object."""
     mapping = check_mapping(mapping)
     if not mapping:
         yield os.fspath(path)
@@ -41,6 +54,8 @@ def mapped_copy(path: str | os.PathLike[str], mapping: Mapping[str, str] | None)
                 except orjson.JSONDecodeError:
                     record = None
                 if isinstance(record, dict):
+                    if columns is not None:
+                        columns.update(record)
                     line = orjson.dumps(apply_mapping(record, mapping))
                 out.write(line + b"\n")
         yield tmp
