@@ -285,7 +285,8 @@ class FakeVertex:
 
     def sent(self, method: str, target: str) -> list[RecordedRequest]:
         """The requests that matched `method` ("*": any) and `target` (as in `inject`), oldest
-        first: safer in a test than `requests[-1]`, which any other request to the fake moves.
+        first. Safer in a test than `requests[-1]`: google-cloud-storage 3.x fetches the
+        bucket's metadata on a background thread after an upload, so that GET may come last.
 
         >>> FakeVertex().sent("POST", "storage.objects.insert")
         []
