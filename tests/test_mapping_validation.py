@@ -1,6 +1,7 @@
 """A column mapping (`mapping={"instruction": "text"}`) checked by the library itself: a mapped
 column that no record of a file has is the error `mapping_column_missing` in `fh.validate`,
-`TuningJob.validate()` and `submit()` (nothing uploaded), for training and validation files."""
+`TuningJob.validate()` and `submit()` (nothing uploaded), for training and validation files;
+and a suggestion made about a mapped file names the user's file, not the temporary copy."""
 
 from __future__ import annotations
 
@@ -102,3 +103,13 @@ def test_no_mapping_reads_the_file_once_and_makes_no_copy(monkeypatch):
     monkeypatch.setattr(validation, "mapped_copy", lambda *a, **k: calls.append(a) or real(*a, **k))
     report = fh.validate(CHAT, "openai", OPENAI_MODEL)
     assert report.ok and calls == []
+
+
+def test_the_convert_hint_of_a_mapped_file_names_the_users_file():
+    """The format a mapping gives (instruction) is one OpenAI does not take: the suggested
+    `fh.convert(...)` must name the file the user has, not the temporary mapped copy."""
+    report = fh.validate(ITO, "openai", OPENAI_MODEL, mapping={"instruction": "text"})
+    (issue,) = [i for i in report.errors if i.code == "unsupported_format"]
+    assert issue.file == str(ITO)
+    assert f"fh.convert({str(ITO)!r}, 'converted.jsonl', to='chat')" in issue.message
+    assert ".mapped.jsonl" not in issue.message

@@ -154,7 +154,9 @@ def _validate(
         training_file, train_map = _mapped(copies, training_file, mapping, labels)
         if validation_file is not None:
             validation_file, val_map = _mapped(copies, validation_file, mapping, labels)
-    fmt, fmt_issues = decide_format(training_file, rules, format)
+    fmt, fmt_issues = decide_format(
+        training_file, rules, format, label=labels.get(str(training_file))
+    )
     train_path, scan_fmt, fmt_issues = _converted(
         copies, training_file, fmt, rules, train_map + fmt_issues, labels, max_issues_per_code
     )
@@ -162,7 +164,9 @@ def _validate(
     files = [(train, fmt_issues, rules.max_file_bytes, "max_file_bytes")]
     val = vfmt = None
     if validation_file is not None:
-        vfmt, vfmt_issues = decide_format(validation_file, rules, format)
+        vfmt, vfmt_issues = decide_format(
+            validation_file, rules, format, label=labels.get(str(validation_file))
+        )
         val_path, val_fmt, vfmt_issues = _converted(
             copies, validation_file, vfmt, rules, val_map + vfmt_issues, labels, max_issues_per_code
         )
@@ -247,11 +251,17 @@ def _apply_severity_overrides(issues: list[Issue], rules: ResolvedRules) -> list
 
 # -- format -----------------------------------------------------------------------------------
 def decide_format(
-    path: str | os.PathLike[str], rules: ResolvedRules, given: DataFormat | str | None
+    path: str | os.PathLike[str],
+    rules: ResolvedRules,
+    given: DataFormat | str | None,
+    *,
+    label: str | None = None,
 ) -> tuple[DataFormat, list[Issue]]:
     """The file's format (given, else the accepted one most records match, else the most common
-    first guess), with an issue when the rules do not take it and do not convert it either."""
-    label = str(path)
+    first guess), with an issue when the rules do not take it and do not convert it either.
+    `label` is the file the issues name, when `path` is a copy of it (a mapped copy): the
+    user's file, which a suggestion such as `fh.convert(...)` must take."""
+    label = label or str(path)
     if given is not None:
         fmt = DataFormat(given)
     else:
