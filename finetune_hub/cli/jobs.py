@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetune_hub.cli.output import confirm, emit_json, shell_hint
@@ -23,7 +22,6 @@ from finetune_hub.cli.render import print_estimate
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from finetune_hub.issues import Issue
     from finetune_hub.jobs.tuning_job import TuningJob
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -243,7 +241,6 @@ def cmd_submit(args: argparse.Namespace, console: Console) -> int:
             return EXIT_USAGE
         job = TuningJob(store=store, **fields)
     report = job.validate()
-    report.errors.extend(_mapping_issues(job.spec))
     if not report.ok:
         return _refused(report, console, args.json)
     if args.preflight:
@@ -299,66 +296,6 @@ def _refused(report: Any, console: Console, as_json: bool) -> int:
     print_report(report, console)
     console.print("nothing was uploaded or submitted")
     return EXIT_FAILED
-
-
-def _mapping_issues(spec: Any) -> list[Issue]:
-    """An error for each column of the job's mapping that no record of its data file has (a
-    typo, the wrong file). A record lacking the column is read unmapped, which the format's own
-    checks do not always catch (an instruction record without its instruction still scans), and
-    their messages name the field, not the column the user wrote."""
-    from finetune_hub.issues import Issue
-
-    issues: list[Issue] = []
-    if not spec.mapping:
-        return issues
-    for path in (spec.training_file, spec.validation_file):
-        if path is None or not Path(path).is_file():
-            continue  # validation has already said so
-        columns = _columns(path, set(spec.mapping.values()))
-        if not columns:
-            continue  # no JSON object at all: validation reports the lines themselves
-        shown = ", ".join(sorted(columns)[:_SHOWN_COLUMNS])
-        more = ", ..." if len(columns) > _SHOWN_COLUMNS else ""
-        for field, column in spec.mapping.items():
-            if column not in columns:
-                issues.append(
-                    Issue(
-                        code="mapping_column_missing",
-                        file=str(path),
-                        field=f"mapping.{field}",
-                        message=f"the mapping reads {field} from the column {column!r}, which "
-                        f"no record has (the records' columns: {shown}{more}); fix --map "
-                        f"{field}=COLUMN or the job file's mapping",
-                    )
-                )
-    return issues
-
-
-_SHOWN_COLUMNS = 12
-
-
-def _columns(path: str, wanted: set[str]) -> set[str]:
-    """The column names of the JSON-object records of a .jsonl (or gzip) file; the reading stops
-    once every `wanted` column has been seen."""
-    import gzip
-
-    import orjson
-
-    from finetune_hub.data.plain import is_gzip
-
-    seen: set[str] = set()
-    opener = gzip.open if is_gzip(path) else open
-    with opener(path, "rb") as lines:
-        for raw in lines:
-            try:
-                record = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(record, dict):
-                seen.update(str(key) for key in record)
-                if wanted <= seen:
-                    break
-    return seen
 
 
 def _declined(text: str, console: Console, as_json: bool) -> int:
