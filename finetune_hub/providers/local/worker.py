@@ -6,6 +6,10 @@ the folder's last checkpoint when there is one. SIGTERM counts as a cancel (grac
 A job with several processes (`num_processes`, `num_machines`) is trained by torchrun: this
 worker supervises it (distributed.py), each rank runs `worker --rank RUN_DIR`, and rank 0 writes
 the run folder; the supervisor records a crash of any rank.
+
+No orphans (Linux): torchrun gets SIGTERM when this worker dies, even by SIGKILL, and stops its
+ranks (SIGTERM, SIGKILL after its shutdown timeout); rank 0 then records the run as failed, not
+cancelled. Each rank gets SIGKILL when torchrun dies (lifeline.py).
 """
 
 from __future__ import annotations
@@ -16,10 +20,19 @@ import subprocess
 import sys
 import traceback
 
-from finetune_hub.providers.local.runner import TERMINAL_STATES, RunDir
+from finetune_hub.providers.local.runner import TERMINAL_STATES, RunDir, pid_alive
+
+#: The environment variable that tells the ranks the pid of the worker supervising them.
+SUPERVISOR_PID = "FINETUNE_HUB_SUPERVISOR_PID"
 
 
 def run(path: str, *, rank: bool = False) -> int:
+    if rank:
+        from finetune_hub.providers.local.lifeline import die_with_parent
+
+        # torchrun SIGKILLed: nothing would stop this rank (torchrun starts it in a session of
+        # its own). A hard stop; the supervisor records the run as failed.
+        die_with_parent(signal.SIGKILL)
     run_dir = RunDir(path)
     main = not rank or os.environ.get("RANK", "0") == "0"
 
@@ -58,7 +71,15 @@ def run(path: str, *, rank: bool = False) -> int:
         return 1
     if not main:
         return 0
-    if outcome == "cancelled":
+    if outcome == "cancelled" and rank and _supervisor_died():
+        message = (
+            f"the worker process (pid {os.environ.get(SUPERVISOR_PID)}) that supervised the "
+            "training processes died; they stopped and kept the last checkpoint. Resume with "
+            "LocalBackend.from_options(job.spec.options).resume(job.provider_job_id)"
+        )
+        run_dir.add_event(message, level="error", type="state")
+        run_dir.write_status(state="failed", error=message, finished_at=_now())
+    elif outcome == "cancelled":
         run_dir.add_event("cancelled; the last checkpoint is kept", type="state")
         run_dir.write_status(state="cancelled", finished_at=_now())
     else:
@@ -84,7 +105,14 @@ def supervise(run_dir: RunDir, options: dict[str, object]) -> int:
         data={"command": cmd[1:]},
     )
     sys.stdout.flush()
-    code = subprocess.call(cmd, stdin=subprocess.DEVNULL)
+    from finetune_hub.providers.local.lifeline import parent_death_signal
+
+    # If this worker dies (even by SIGKILL), torchrun gets SIGTERM and stops the ranks; a
+    # SIGTERM to this worker stays a cancel (the flag), as it does not end this process.
+    env = dict(os.environ, **{SUPERVISOR_PID: str(os.getpid())})
+    code = subprocess.call(
+        cmd, stdin=subprocess.DEVNULL, env=env, preexec_fn=parent_death_signal(signal.SIGTERM)
+    )
     state = run_dir.status().get("state")
     if options.get("machine_rank"):  # a helper machine: rank 0 writes the run elsewhere
         state = "succeeded" if code == 0 else "failed"
@@ -100,6 +128,12 @@ def supervise(run_dir: RunDir, options: dict[str, object]) -> int:
         run_dir.write_status(state="failed", error=message, finished_at=_now())
         return 1
     return 0
+
+
+def _supervisor_died() -> bool:
+    """Whether this rank's supervising worker has died (then torchrun's SIGTERM was no cancel)."""
+    pid = os.environ.get(SUPERVISOR_PID)
+    return bool(pid) and not pid_alive(int(pid))
 
 
 def _now() -> str:
