@@ -60,8 +60,14 @@ def fill(store: fh.JobStore, fake: Any, fake_openai: Any) -> dict[str, str]:
     deployment = model.deploy(confirm_cost=True)
     deployment.wait_ready(poll_interval=0.01)
     record = store.get_deployment(deployment.record.id)
-    yesterday = dt.datetime.now(dt.UTC) - dt.timedelta(hours=30)  # deployed 30 hours ago
-    store.save_deployment(record.model_copy(update={"created_at": yesterday}))
+    now = dt.datetime.now(dt.UTC)
+    yesterday = now - dt.timedelta(hours=30)  # deployed 30 hours ago, meant to live a day
+    expired = {"created_at": yesterday, "expires_at": now - dt.timedelta(hours=6)}
+    store.save_deployment(record.model_copy(update=expired))
+    fake.stall()  # the running job stops moving: a refresh 3 hours on finds it stalled
+    later = store.transitions(ids["running"])[-1].at + dt.timedelta(hours=3)
+    fh.refresh_all(store=store, job_ids=[ids["running"]], now=lambda: later)
+    fake.stall(False)
     return ids
 
 
@@ -92,12 +98,15 @@ def test_routes_are_read_only_and_serve_the_store(
     assert set(jobs) == set(ids.values())
     assert jobs[ids["openai"]]["status"] == "succeeded" and jobs[ids["failed"]]["error"]
     assert jobs[ids["running"]]["progress"]["text"].startswith("step")
+    assert jobs[ids["running"]]["guardrail"].startswith("stalled")  # found by refresh_all
+    assert jobs[ids["openai"]]["guardrail"] == ""
     curve = client.get(f"/api/jobs/{ids['openai']}/metrics").json()
     assert len(curve["steps"]) > 3 and all(v is not None for v in curve["train_loss"])
     assert client.get("/api/jobs/ftj_000000000000/metrics").status_code == 404
     billing = client.get("/api/deployments").json()
     (d,) = billing["deployments"]
     assert d["hourly_usd"] == 1.25 and d["accumulated_usd"] == pytest.approx(37.5, abs=0.1)
+    assert d["expired"] and d["expires"].startswith("expired 6h") and billing["expired"] == 1
     assert client.post("/api/jobs").status_code == 405
     assert client.get("/static/chart.umd.min.js").status_code == 200
     assert job_rows(store) and deployment_rows(store)["hourly_usd"] == 1.25
@@ -167,6 +176,10 @@ def test_the_page_in_a_real_browser(fake_provider: Any, fake_openai: Any, tmp_pa
             billing = page.inner_text("#deployments")
             assert "$1.25" in billing and "$37.5" in billing and "1d 6h" in billing
             assert "1.25/hour now" in page.inner_text("#billing-total")
+            assert "expired 6h" in billing and "1 past expiry" in page.inner_text("#billing-total")
+            # the running job, stalled, carries its mark in the status cell
+            mark = page.inner_text(f"#jobs tr[data-job-id='{ids['running']}'] .mark")
+            assert mark.startswith("stalled")
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             shot = ARTIFACTS / "dashboard.png"
             page.screenshot(path=str(shot), full_page=True)

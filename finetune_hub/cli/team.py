@@ -79,6 +79,13 @@ def add_team_commands(sub: Any) -> None:
         help="at most N calls a second to provider P, repeatable (default 5)",
     )
     p.add_argument("--watch", type=float, metavar="SECONDS", help="keep refreshing this often")
+    p.add_argument(
+        "--stall-after",
+        type=float,
+        metavar="SECONDS",
+        help="no state change and no new event for this long counts as a stall "
+        "(default: the provider's, see docs/guardrails.md)",
+    )
     add_store_location(p)
     p.set_defaults(handler=cmd_refresh)
 
@@ -215,7 +222,12 @@ def cmd_refresh(args: argparse.Namespace, console: Console) -> int:
     from finetune_hub.jobs.refresh import RefreshError, follow_changes, refresh_all
 
     rates = {str(k): float(v) for k, v in args.rate}
-    common = {"provider": args.provider, "concurrency": args.concurrency, "rate_limits": rates}
+    common = {
+        "provider": args.provider,
+        "concurrency": args.concurrency,
+        "rate_limits": rates,
+        "stall_after": args.stall_after,
+    }
 
     def show(change: Any) -> None:
         console.print(str(change), soft_wrap=True)
@@ -224,7 +236,11 @@ def cmd_refresh(args: argparse.Namespace, console: Console) -> int:
         if args.watch:
             errors: list[RefreshError] = []
             for change in follow_changes(
-                store=store, interval=args.watch, on_error=errors.append, **common
+                store=store,
+                interval=args.watch,
+                on_error=errors.append,
+                on_stall=lambda stall: console.print(f"stalled: {stall}", soft_wrap=True),
+                **common,
             ):
                 show(change)
             for error in errors:
@@ -233,6 +249,8 @@ def cmd_refresh(args: argparse.Namespace, console: Console) -> int:
         result = refresh_all(store=store, on_change=show, **common)
     for error in result.errors:
         console.print(f"error: {error}", soft_wrap=True)
+    for stall in result.stalled:
+        console.print(f"stalled: {stall}", soft_wrap=True)
     console.print(str(result))
     return EXIT_FAILED if result.errors else EXIT_OK
 
@@ -266,6 +284,7 @@ def cmd_deployments(args: argparse.Namespace, console: Console) -> int:
     """Deployments still billing: hourly price, hours so far and accumulated cost."""
     from finetune_hub.cli.render import new_table
     from finetune_hub.jobs.housekeeping import billing_deployments
+    from finetune_hub.jobs.reap import expiry_text
 
     if args.expired:
         from finetune_hub.cli.guardrails import cmd_expired
@@ -306,27 +325,12 @@ def cmd_deployments(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def expiry_text(at: dt.datetime, now: dt.datetime) -> str:
-    """`in 3h 5m` or `expired 2h ago`."""
-    if at <= now:
-        return f"expired {duration(now - at)} ago"
-    return f"in {duration(at - now)}"
-
-
 def duration(delta: dt.timedelta) -> str:
-    """A short human duration: `45s`, `12m`, `3h 5m`, `4d 2h`.
+    """A short human duration: `45s`, `12m`, `3h 5m`, `4d 2h` (`guardrails.human`).
 
     >>> duration(dt.timedelta(hours=3, minutes=5))
     '3h 5m'
     """
-    seconds = max(0, int(delta.total_seconds()))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h" if hours else f"{days}d"
-    if hours:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    if minutes:
-        return f"{minutes}m"
-    return f"{secs}s"
+    from finetune_hub.jobs.guardrails import human
+
+    return human(delta.total_seconds())

@@ -13,7 +13,9 @@ import datetime as dt
 import re
 from typing import Any
 
+from finetune_hub.jobs.guardrails import guardrail_mark
 from finetune_hub.jobs.housekeeping import billing_deployments
+from finetune_hub.jobs.reap import expiry_text
 from finetune_hub.status import JobStatus
 from finetune_hub.store import JobStore
 
@@ -45,8 +47,9 @@ def _seconds(delta: dt.timedelta) -> int:
 
 
 def job_rows(store: JobStore, *, now: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """Every job, newest first, with status, age and last update (seconds), progress and its
-    latest event."""
+    """Every job, newest first, with status, age and last update (seconds), progress, its
+    latest event and its guardrail mark (`stalled 3h`, `over max_duration`, `cancelled: stalled`
+    or "")."""
     now = now or dt.datetime.now(dt.UTC)
     records = store.list()
     latest = store.latest_events(r.id for r in records)
@@ -71,6 +74,7 @@ def job_rows(store: JobStore, *, now: dt.datetime | None = None) -> list[dict[st
                 "checked_seconds": None if r.checked_at is None else _seconds(now - r.checked_at),
                 "latest_event": None if event is None else event.message,
                 "progress": progress(r.status, None if event is None else event.message, last_step),
+                "guardrail": guardrail_mark(r, now=now),
             }
         )
     return rows
@@ -88,7 +92,9 @@ def loss_curve(store: JobStore, job_id: str) -> dict[str, Any]:
 
 
 def deployment_rows(store: JobStore, *, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Deployments still billing, with hourly and accumulated cost, and the totals."""
+    """Deployments still billing, with hourly and accumulated cost, when each expires
+    (`deploy(..., ttl=...)`: `in 3h`, `expired 2h ago`, or None), and the totals."""
+    now = now or dt.datetime.now(dt.UTC)
     billing = billing_deployments(store, now=now)
     rows = [
         {
@@ -102,6 +108,10 @@ def deployment_rows(store: JobStore, *, now: dt.datetime | None = None) -> dict[
             "hours": round(d.hours, 2),
             "hourly_usd": d.hourly_cost_usd,
             "accumulated_usd": d.accumulated_usd,
+            "expires": None
+            if d.record.expires_at is None
+            else expiry_text(d.record.expires_at, now),
+            "expired": d.record.expires_at is not None and d.record.expires_at <= now,
         }
         for d in billing
     ]
@@ -110,4 +120,5 @@ def deployment_rows(store: JobStore, *, now: dt.datetime | None = None) -> dict[
         "hourly_usd": round(sum(d.hourly_cost_usd or 0 for d in billing), 2),
         "accumulated_usd": round(sum(d.accumulated_usd or 0 for d in billing), 2),
         "unknown_prices": sum(1 for d in billing if d.hourly_cost_usd is None),
+        "expired": sum(1 for row in rows if row["expired"]),
     }

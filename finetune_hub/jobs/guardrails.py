@@ -293,7 +293,8 @@ def guardrail_mark(record: JobRecord, *, now: dt.datetime | None = None) -> str:
         except (KeyError, TypeError, ValueError):
             return "stalled"
         now = now or dt.datetime.now(dt.UTC)
-        return f"stalled {human((now - noticed).total_seconds() + stalled)}"
+        since_noticed = max(0.0, (now - noticed).total_seconds())  # a skewed clock adds nothing
+        return f"stalled {human(since_noticed + stalled)}"
     if OVER_KEY in extra:
         return "over max_duration"
     return ""

@@ -25,6 +25,21 @@ from finetune_hub.jobs.housekeeping import billing_deployments
 from finetune_hub.store import DeploymentRecord, JobStore
 
 
+def expiry_text(at: dt.datetime, now: dt.datetime | None = None) -> str:
+    """When a deployment expires, for a list: `in 3h 5m` or `expired 2h ago`.
+
+    >>> now = dt.datetime(2026, 11, 30, 12, tzinfo=dt.UTC)
+    >>> expiry_text(now + dt.timedelta(hours=3, minutes=5), now), expiry_text(now, now)
+    ('in 3h 5m', 'expired 0s ago')
+    """
+    from finetune_hub.jobs.guardrails import human
+
+    now = now or dt.datetime.now(dt.UTC)
+    if at <= now:
+        return f"expired {human((now - at).total_seconds())} ago"
+    return f"in {human((at - now).total_seconds())}"
+
+
 class Reaped(BaseModel):
     """One expired deployment and what `reap_expired` did with it.
 

@@ -25,11 +25,16 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from finetune_hub.errors import FinetuneHubError, ProviderError
+from finetune_hub.jobs.stalls import StallNotice, check_stall
 from finetune_hub.status import TERMINAL, JobStatus
 from finetune_hub.store import JobRecord, JobStore
 
 #: Provider calls per second when `rate_limits` names no rate for a provider.
 DEFAULT_RATE = 5.0
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 class JobChange(BaseModel):
@@ -65,17 +70,20 @@ class RefreshError(BaseModel):
 
 
 class RefreshResult(BaseModel):
-    """What one bulk refresh did: how many jobs it asked about, what changed, what failed."""
+    """What one bulk refresh did: how many jobs it asked about, what changed, what failed, and
+    which unfinished jobs are stalled (`jobs/stalls.py`)."""
 
     checked: int = 0
     changed: list[JobChange] = Field(default_factory=list)
     errors: list[RefreshError] = Field(default_factory=list)
     new_events: int = 0
+    stalled: list[StallNotice] = Field(default_factory=list)
 
     def __str__(self) -> str:
+        stalled = f", {len(self.stalled)} stalled" if self.stalled else ""
         return (
             f"checked {self.checked} jobs: {len(self.changed)} changed, {len(self.errors)} errors, "
-            f"{self.new_events} new events"
+            f"{self.new_events} new events{stalled}"
         )
 
 
@@ -134,8 +142,10 @@ def refresh_all(
     events: bool = True,
     metrics: bool = True,
     on_change: Callable[[JobChange], None] | None = None,
+    stall_after: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    now: Callable[[], dt.datetime] = _now,
 ) -> RefreshResult:
     """Ask the providers about every unfinished job in the store (or `job_ids`), at most
     `concurrency` at once and at most `rate_limits[provider]` calls per second per provider
@@ -145,6 +155,10 @@ def refresh_all(
     `options` adds per-provider options not kept in the store (an API key passed in code):
     `options={"openai": {"api_key": key}}`. `on_change` is called on this thread as each
     changed job comes back.
+
+    With `events` on, each unfinished job is also checked for a stall (no state change and no
+    new event for the provider's `stall_after`, or the `stall_after` seconds given): stalled
+    jobs are listed in `result.stalled` and marked in the store, as `wait()` marks them.
 
     >>> result = fh.refresh_all(rate_limits={"bedrock": 2})  # doctest: +SKIP
     >>> print(result)  # doctest: +SKIP
@@ -179,7 +193,7 @@ def refresh_all(
         job._backend = backends[key]
         return job
 
-    def one(rec: JobRecord) -> tuple[JobChange | None, int]:
+    def one(rec: JobRecord) -> tuple[JobChange | None, int, StallNotice | None]:
         job = job_for(rec)
         gate = limiter(rec.provider)
         gate.acquire()
@@ -200,8 +214,9 @@ def refresh_all(
             gate.acquire()
             store.add_metrics(rec.id, job.metrics())
         now_rec = store.require(rec.id)
+        stall = check_stall(store, now_rec, now=now(), stall_after=stall_after) if events else None
         if (now_rec.status, now_rec.raw_status) == (rec.status, rec.raw_status):
-            return None, new_events
+            return None, new_events, stall
         change = JobChange(
             job_id=rec.id,
             provider=rec.provider,
@@ -213,7 +228,7 @@ def refresh_all(
             error=now_rec.error,
             new_events=new_events,
         )
-        return change, new_events
+        return change, new_events, stall
 
     result = RefreshResult(checked=len(records))
     if not records:
@@ -223,11 +238,13 @@ def refresh_all(
         for future in as_completed(futures):
             rec = futures[future]
             try:
-                change, new_events = future.result()
+                change, new_events, stall = future.result()
             except Exception as exc:  # collected per job: one failure never stops the rest
                 result.errors.append(_error(rec, exc))
                 continue
             result.new_events += new_events
+            if stall is not None:
+                result.stalled.append(stall)
             if change is not None:
                 result.changed.append(change)
                 if on_change is not None:
@@ -241,12 +258,14 @@ def follow_changes(
     rounds: int | None = None,
     store: JobStore | None = None,
     on_error: Callable[[RefreshError], None] | None = None,
+    on_stall: Callable[[StallNotice], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     **refresh_options: Any,
 ) -> Iterator[JobChange]:
     """Refresh every `interval` seconds and yield each change as it is found, until no job is
     left unfinished (or after `rounds` refreshes). Errors go to `on_error` (and the round goes
-    on). Keyword arguments are those of `refresh_all`.
+    on); a job found stalled goes to `on_stall` once per stall. Keyword arguments are those of
+    `refresh_all`.
 
     >>> for change in fh.follow_changes(interval=60, rate_limits={"openai": 2}):  # doctest: +SKIP
     ...     print(change)
@@ -262,6 +281,9 @@ def follow_changes(
         for error in result.errors:
             if on_error is not None:
                 on_error(error)
+        for stall in result.stalled:
+            if on_stall is not None and stall.first_seen:
+                on_stall(stall)
         if not unfinished_jobs(store, refresh_options.get("provider")):
             return
         if rounds is None or done < rounds:
@@ -286,7 +308,3 @@ def _plain(options: Mapping[str, Any]) -> dict[str, Any]:
         k: v if isinstance(v, str | int | float | bool) else repr(type(v))
         for k, v in options.items()
     }
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

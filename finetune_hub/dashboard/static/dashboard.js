@@ -43,6 +43,13 @@ function drawJobs(jobs) {
     badge.className = `status ${job.status}`;
     badge.textContent = job.status;
     status.appendChild(badge);
+    if (job.guardrail) {
+      const mark = document.createElement("span");
+      mark.className = "mark";
+      mark.textContent = job.guardrail;
+      status.appendChild(mark);
+      tr.classList.add("flagged");
+    }
     cell(tr, duration(job.age_seconds));
     cell(tr, `${duration(job.updated_seconds)} ago`);
     const progress = cell(tr, "", "progress");
@@ -73,18 +80,20 @@ function drawDeployments(data) {
     tr.dataset.deploymentId = d.id;
     cell(tr, d.name);
     cell(tr, d.provider);
-    cell(tr, d.model);
+    cell(tr, d.model, "model");
     cell(tr, d.status);
     cell(tr, duration(Math.round(d.hours * 3600)));
     cell(tr, money(d.hourly_usd));
     cell(tr, money(d.accumulated_usd));
+    cell(tr, d.expires || "never", d.expired ? "expired" : "");
     body.appendChild(tr);
   }
   const total = document.getElementById("billing-total");
   total.textContent = data.deployments.length
     ? `${data.deployments.length} billing: ${money(data.hourly_usd)}/hour now, ` +
       `${money(data.accumulated_usd)} so far` +
-      (data.unknown_prices ? ` (${data.unknown_prices} at an unknown price)` : "")
+      (data.unknown_prices ? ` (${data.unknown_prices} at an unknown price)` : "") +
+      (data.expired ? `; ${data.expired} past expiry: finetune-hub reap` : "")
     : "Nothing is billing.";
 }
 
