@@ -36,6 +36,7 @@ from finetune_hub.jobs.once import ATTEMPT_KEY, DEFAULT_WINDOW, AtMostOnce, with
 from finetune_hub.jobs.prepare import prepare_job
 from finetune_hub.jobs.progress import Progress
 from finetune_hub.jobs.spec import JobSpec
+from finetune_hub.jobs.spec_sources import spec_from_arguments, spec_from_file, spec_from_record
 from finetune_hub.providers.base import (
     DataRef,
     PreparedJob,
@@ -82,7 +83,7 @@ class TuningJob:
         job_id: str | None = None,
     ) -> None:
         if spec is None:
-            spec = _spec_from_arguments(
+            spec = spec_from_arguments(
                 provider=provider,
                 base_model=base_model,
                 training_file=training_file,
@@ -116,13 +117,7 @@ class TuningJob:
         cls, path: str | Path, *, store: JobStore | None = None, **overrides: Any
     ) -> TuningJob:
         """A job from a YAML or TOML job file; keyword arguments override the file's fields."""
-        spec = JobSpec.from_file(path)
-        for key in ("hyperparameters", "options", "datasets", "quotas"):
-            if key in overrides:  # mappings merge: a flag changes one key, not all
-                overrides[key] = {**getattr(spec, key), **overrides[key]}
-        if overrides:
-            spec = spec.model_copy(update=overrides)
-        return cls(spec=spec, store=store)
+        return cls(spec=spec_from_file(path, overrides), store=store)
 
     @classmethod
     def attach(
@@ -135,21 +130,7 @@ class TuningJob:
         >>> job = fh.TuningJob.attach("ftj_1a2b3c4d5e6f")  # doctest: +SKIP
         """
         store = store or JobStore()
-        rec = store.require(job_id)
-        spec = JobSpec(
-            provider=rec.provider,
-            base_model=rec.base_model,
-            training_file=rec.training_file,
-            validation_file=rec.validation_file,
-            datasets=rec.datasets,
-            method=rec.method,
-            hyperparameters=rec.hyperparameters,
-            suffix=rec.suffix,
-            options={**rec.options, **(options or {})},
-            quotas=rec.quotas,
-            format=rec.format,
-            mapping=rec.mapping,
-        )
+        spec = spec_from_record(store.require(job_id), options)
         return cls(spec=spec, store=store, job_id=job_id)
 
     @classmethod
@@ -721,39 +702,6 @@ def wait_all(
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, run()).result()
-
-
-def _spec_from_arguments(**args: Any) -> JobSpec:
-    """The `JobSpec` for `TuningJob(...)`'s arguments; a wrong type names the argument."""
-    from pydantic import ValidationError as PydanticValidationError
-
-    from finetune_hub.errors import JobSpecError
-
-    missing = [k for k in ("provider", "base_model", "training_file") if args[k] is None]
-    if missing:
-        raise JobSpecError(
-            f"TuningJob needs {', '.join(missing)} (provider, base_model and training_file, "
-            "or spec=)"
-        )
-    for key in ("training_file", "validation_file"):
-        if isinstance(args[key], Path):
-            args[key] = str(args[key])
-    if isinstance(args["datasets"], dict):
-        args["datasets"] = {
-            k: str(v) if isinstance(v, Path) else v for k, v in args["datasets"].items()
-        }
-    for key in ("datasets", "hyperparameters", "options", "quotas", "mapping"):
-        if args[key] is None:
-            args[key] = {}
-    try:
-        return JobSpec(**args)
-    except PydanticValidationError as exc:
-        problems = "; ".join(
-            f"argument {'.'.join(str(p) for p in e['loc'])!r}: {e['msg']}"
-            f" (got {type(e['input']).__name__})"
-            for e in exc.errors()
-        )
-        raise JobSpecError(f"TuningJob: {problems}") from None
 
 
 def _now() -> dt.datetime:
