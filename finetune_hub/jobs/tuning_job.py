@@ -13,30 +13,29 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from finetune_hub.backoff import Backoff, poll, poll_async
+from finetune_hub.backoff import Backoff
 from finetune_hub.checks.cost import CostEstimate
 from finetune_hub.checks.report import ValidationReport
 from finetune_hub.errors import (
     FinetuneHubError,
-    JobFailed,
     OptionsError,
     ProviderError,
     UnsupportedOperation,
     ValidationError,
-    WaitTimeout,
 )
 from finetune_hub.issues import Issue, Severity
+from finetune_hub.jobs import waiting
 from finetune_hub.jobs.model import TunedModel
 from finetune_hub.jobs.once import ATTEMPT_KEY, DEFAULT_WINDOW, AtMostOnce, with_attempt
 from finetune_hub.jobs.prepare import prepare_job
-from finetune_hub.jobs.progress import Progress
 from finetune_hub.jobs.spec import JobSpec
 from finetune_hub.jobs.spec_sources import spec_from_arguments, spec_from_file, spec_from_record
+from finetune_hub.jobs.waiting import wait_all
 from finetune_hub.providers.base import (
     DataRef,
     PreparedJob,
@@ -50,6 +49,8 @@ from finetune_hub.store import JobRecord, JobStore, new_job_id
 
 if TYPE_CHECKING:
     from finetune_hub.jobs.preflight import PreflightReport
+
+__all__ = ["TuningJob", "wait_all"]
 
 T = TypeVar("T")
 
@@ -503,42 +504,15 @@ class TuningJob:
         and raises `fh.JobFailed` saying why and what the provider still charges for
         (docs/guardrails.md).
         """
-        from finetune_hub.jobs.guardrails import StallWatch
-
-        backoff = Backoff(poll_interval, max_interval, self.backoff.factor, self.backoff.jitter)
-        with Progress(self, enabled=progress) as bar:
-            watch = StallWatch(self, on_stall=on_stall, stall_after=stall_after, bar=bar)
-            poll(
-                lambda: watch(self._poll_once(bar)),
-                lambda s: s.is_terminal,
-                backoff=backoff,
-                timeout=timeout,
-                sleep=self.sleep,
-                on_timeout=self._timeout(timeout),
-            )
-        return self._outcome()
-
-    def _poll_once(self, bar: Progress | None = None) -> JobStatus:
-        """One poll of a wait: refresh, or ride out a provider that cannot be reached (429, 5xx,
-        timeouts, dropped connections, already retried) by keeping the last known state, noted
-        as "provider unreachable since ...". Only a non-retryable error (401, 403, 404) ends the
-        wait from here."""
-        try:
-            status = self.refresh()
-        except ProviderError as exc:
-            if not exc.retryable:
-                raise
-            self._unreachable_since = self._unreachable_since or _now()
-            since = self._unreachable_since.strftime("%H:%M:%S UTC")
-            note = f"provider unreachable since {since}: {exc.message}"
-            if bar is not None:
-                bar.update(self.status, note)
-            status = self.status
-            return JobStatus.UNKNOWN if status.is_terminal else status
-        self._unreachable_since = None
-        if bar is not None:
-            bar.update(status, self._latest_event() if bar.active else None)
-        return status
+        return waiting.wait(
+            self,
+            timeout,
+            poll_interval=poll_interval,
+            max_interval=max_interval,
+            progress=progress,
+            on_stall=on_stall,
+            stall_after=stall_after,
+        )
 
     async def wait_async(
         self,
@@ -555,47 +529,14 @@ class TuningJob:
 
         >>> model = await job.wait_async()  # doctest: +SKIP
         """
-        from finetune_hub.jobs.guardrails import StallWatch
-
-        backoff = Backoff(poll_interval, max_interval, self.backoff.factor, self.backoff.jitter)
-        watch = StallWatch(self, on_stall=on_stall, stall_after=stall_after)
-
-        async def fetch() -> JobStatus:
-            if gate is None:
-                return await asyncio.to_thread(lambda: watch(self._poll_once()))
-            async with gate:
-                return await asyncio.to_thread(lambda: watch(self._poll_once()))
-
-        await poll_async(
-            fetch,
-            lambda s: s.is_terminal,
-            backoff=backoff,
-            timeout=timeout,
-            on_timeout=self._timeout(timeout),
-        )
-        return self._outcome()
-
-    def _timeout(self, timeout: float | None) -> Callable[[JobStatus], WaitTimeout]:
-        def make(status: JobStatus) -> WaitTimeout:
-            return WaitTimeout(
-                f"job {self.id} is still {status.value} after {timeout:g} s; "
-                "call wait() again to keep following it"
-            )
-
-        return make
-
-    def _outcome(self) -> TunedModel:
-        rec = self.store.require(self.id)
-        if rec.status is JobStatus.SUCCEEDED:
-            model = self.result
-            if model is None:
-                raise JobFailed(
-                    self.id, self.spec.provider, "the job succeeded but reported no model id"
-                )
-            return model
-        message = rec.error or f"the job ended {rec.status.value} ({rec.raw_status})"
-        raise JobFailed(
-            self.id, self.spec.provider, message, code=rec.error_code, status=rec.status.value
+        return await waiting.wait_async(
+            self,
+            timeout,
+            poll_interval=poll_interval,
+            max_interval=max_interval,
+            gate=gate,
+            on_stall=on_stall,
+            stall_after=stall_after,
         )
 
     def events(self) -> list[JobEvent]:
@@ -606,13 +547,6 @@ class TuningJob:
         new = self._call("events", lambda: self.backend.events(pid, after=after))
         self.store.add_events(self.id, new)
         return self.store.events(self.id)
-
-    def _latest_event(self) -> str | None:
-        try:
-            events = self.events()
-        except FinetuneHubError:
-            return None
-        return events[-1].message if events else None
 
     def metrics(self) -> list[MetricPoint]:
         """Training metrics (step, epoch, losses, accuracies) as the provider reports them."""
@@ -667,41 +601,6 @@ class TuningJob:
         if pid is None:
             raise FinetuneHubError(f"job {self.id} has not been submitted yet; call submit() first")
         return pid
-
-
-def wait_all(
-    jobs: Iterable[TuningJob],
-    *,
-    timeout: float | None = None,
-    poll_interval: float = 10.0,
-    max_interval: float = 60.0,
-    concurrency: int = 8,
-) -> list[TunedModel | BaseException]:
-    """Follow many jobs at once, at most `concurrency` provider calls in flight; returns, per job,
-    its `TunedModel` or the exception that ended its wait (`JobFailed`, `WaitTimeout`, ...).
-
-    >>> results = fh.wait_all([job_a, job_b], timeout=3600)  # doctest: +SKIP
-    """
-
-    async def run() -> list[TunedModel | BaseException]:
-        gate = asyncio.Semaphore(concurrency)
-        waits = (
-            job.wait_async(
-                timeout, poll_interval=poll_interval, max_interval=max_interval, gate=gate
-            )
-            for job in jobs
-        )
-        return await asyncio.gather(*waits, return_exceptions=True)
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(run())
-    # Called from inside an event loop (a Jupyter cell): run ours in a worker thread.
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, run()).result()
 
 
 def _now() -> dt.datetime:
