@@ -14,7 +14,9 @@ from finetune_hub.cli.main import main, parse_value
 SHARED = Path(__file__).resolve().parents[1] / "examples" / "data"
 CHAT = SHARED / "chat_gozaru.jsonl"
 PROMPT_COMPLETION = SHARED / "prompt_completion_ja.jsonl"
+ITO = SHARED / "ito_style_sample.jsonl"  # records {"ID", "text", "output"}
 OPENAI = ["--provider", "openai", "--model", "gpt-4.1-mini"]
+LOCAL = ["--provider", "local", "--model", "smollm2-135m-instruct"]
 
 
 @pytest.fixture(autouse=True)
@@ -125,6 +127,23 @@ def test_validate_wrong_format_for_model(capsys):
     code, out, _ = run(capsys, "validate", PROMPT_COMPLETION, *OPENAI)
     assert code == 1
     assert_plain(out)
+
+
+def test_validate_reads_other_column_names_through_map(capsys):
+    argv = ["--format", "instruction", "--map", "instruction=text", "--map", "output=output"]
+    code, out, err = run(capsys, "validate", ITO, *LOCAL, *argv)
+    assert code == 0, out + err
+    assert "mapping_column_missing" not in out
+
+
+def test_validate_names_a_missing_mapped_column_and_the_flag_that_fixes_it(capsys):
+    argv = ["--format", "instruction", "--map", "instruction=txet", "--map", "output=output"]
+    code, out, err = run(capsys, "validate", ITO, *LOCAL, *argv)
+    assert code == 1, out + err
+    flat = " ".join(out.split())  # the report wraps long lines
+    assert "mapping_column_missing" in flat and "'txet'" in flat
+    assert "--map instruction=COLUMN" in flat
+    assert "mapping={" not in flat  # the library's Python spelling, rewritten for the shell
 
 
 @pytest.mark.parametrize(

@@ -31,8 +31,8 @@ def test_a_misspelled_mapped_column_is_an_error_naming_the_file_and_the_column()
     (issue,) = missing(report)
     assert issue.file == str(ITO) and issue.field == "mapping.instruction"
     assert "'txet'" in issue.message and "columns: ID, output, text" in issue.message
-    assert "fix the mapping" in issue.message
-    assert "--map" not in issue.message  # the library's wording fits Python and the CLI alike
+    assert "mapping={'instruction': 'COLUMN'}" in issue.message  # the fix, in Python
+    assert "--map" not in issue.message  # the CLI rewrites it (cli.output.shell_hint)
 
 
 def test_a_correct_mapping_has_no_such_issue():
@@ -113,3 +113,14 @@ def test_the_convert_hint_of_a_mapped_file_names_the_users_file():
     assert issue.file == str(ITO)
     assert f"fh.convert({str(ITO)!r}, 'converted.jsonl', to='chat')" in issue.message
     assert ".mapped.jsonl" not in issue.message
+
+
+def test_the_fix_is_python_in_python_and_a_flag_in_the_shell():
+    from finetune_hub.cli.output import shell_hint
+
+    report = fh.validate(ITO, *LOCAL, format="instruction", mapping={"instruction": "txet"})
+    (issue,) = missing(report)
+    assert "mapping={" in issue.message and "--map" not in issue.message
+    shown = shell_hint(issue.message)
+    assert "--map instruction=COLUMN" in shown and "mapping={" not in shown
+    assert "'txet'" in shown  # the rest of the message stays as it was

@@ -161,6 +161,18 @@ def test_quota_hint_is_python_in_python_and_a_flag_in_the_shell():
     assert "--quota max_training_records=N" in shell_hint(text)
 
 
+def test_mapping_hint_is_python_in_python_and_a_flag_in_the_shell():
+    from finetune_hub.cli.output import shell_hint
+
+    text = "map instruction to a column the records have: mapping={'instruction': 'COLUMN'}"
+    assert (
+        shell_hint(text) == "map instruction to a column the records have: --map instruction=COLUMN"
+    )
+    both = 'e.g. mapping={"instruction": "text", "output": "output"}'
+    assert shell_hint(both) == "e.g. --map instruction=text --map output=output"
+    assert shell_hint("return_offsets_mapping={}") == "return_offsets_mapping={}"  # a word's tail
+
+
 # -- submit warnings, not needed, cancel ----------------------------------------------------------------
 def test_a_successful_submit_prints_the_reports_warnings(fake_openai, cli):
     code, out, _ = cli("submit", "--yes", "--provider", "openai", "--model", MODEL,

@@ -388,7 +388,8 @@ def _mapping_issues(label: str, mapping: Mapping[str, str], columns: set[str]) -
             file=label,
             field=f"mapping.{field}",
             message=f"the mapping reads {field} from the column {column!r}, which no record "
-            f"has (the records' columns: {shown}{more}); fix the mapping's column for {field}",
+            f"has (the records' columns: {shown}{more}); map {field} to a column the records "
+            f"have: mapping={{{field!r}: 'COLUMN'}}",
         )
         for field, column in mapping.items()
         if column not in columns

@@ -78,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     hp_help = "hyperparameter in finetune_hub's names, repeatable (epochs=3)"
     p.add_argument("--hp", action="append", type=parse_hp, default=[], metavar="K=V", help=hp_help)
     p.add_argument("--format", help="data format (default: detected), see `formats`")
+    p.add_argument(
+        "--map",
+        action="append",
+        type=parse_mapping,
+        default=[],
+        metavar="FIELD=COLUMN",
+        help="read FIELD of the source format from COLUMN, repeatable (instruction=text)",
+    )
     p.add_argument("--suffix", help="fine-tuned model name suffix to check")
     quota_help = "your account's raised default quota, repeatable (max_training_records=20000)"
     p.add_argument(
@@ -242,6 +250,7 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
         validation_file=args.validation_file,
         hyperparameters=dict(args.hp) or None,
         format=_data_format(args.format),
+        mapping=dict(args.map) or None,
         suffix=args.suffix,
         tokenizer=args.tokenizer,
         max_issues_per_code=args.max_issues,

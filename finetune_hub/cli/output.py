@@ -59,6 +59,7 @@ _RULES: list[tuple[re.Pattern[str], Any]] = [
     (re.compile(r"options=\{\{?([^{}]*)\}?\}"), lambda m: _pairs(m[1], "--option")),
     (re.compile(r"quotas=\{\{?([^{}]*)\}?\}"), lambda m: _pairs(m[1], "--quota")),
     (re.compile(r"hyperparameters=\{\{?([^{}]*)\}?\}"), lambda m: _pairs(m[1], "--hp")),
+    (re.compile(r"\bmapping=\{\{?([^{}]*)\}?\}"), lambda m: _pairs(m[1], "--map")),
     (re.compile(r"\bsource_format=(?!\w)"), lambda m: "--from FORMAT"),
     (re.compile(r"\bdeploy\(confirm_cost=True\)"), lambda m: "finetune-hub deploy --yes"),
     (re.compile(r"\bconfirm_commitment=True\b"), lambda m: "--option confirm_commitment=true"),
@@ -70,7 +71,8 @@ _RULES: list[tuple[re.Pattern[str], Any]] = [
 
 def shell_hint(text: str) -> str:
     """`text` with the Python suggestions in it (`fh.convert(...)`, `options={...}`,
-    `source_format=`, `quotas={...}`) written as `finetune-hub` commands and flags.
+    `source_format=`, `quotas={...}`, `mapping={...}`) written as `finetune-hub` commands and
+    flags.
 
     >>> shell_hint("Convert it: fh.convert('a.jsonl', 'converted.jsonl', to='chat')")
     'Convert it: finetune-hub convert a.jsonl converted.jsonl --to chat'
