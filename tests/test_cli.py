@@ -310,3 +310,15 @@ def test_python_m_finetune_hub_exits_1_on_broken_file(broken):
     assert "invalid_json" in proc.stdout
     assert_plain(proc.stdout)
     assert "Traceback" not in proc.stderr
+
+
+def test_cost_reads_through_a_column_mapping_too(capsys):
+    """`cost` validates the data to count tokens: `--map` reads them as `validate` does."""
+    assert (
+        main(["cost", str(ITO), *LOCAL, "--format", "instruction", "--map", "instruction=txet"])
+        == 1
+    )
+    assert "mapping_column_missing" in capsys.readouterr().out
+    good = ["--format", "instruction", "--map", "instruction=text", "--map", "output=output"]
+    assert main(["cost", str(ITO), *LOCAL, *good, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["validation_ok"] is True

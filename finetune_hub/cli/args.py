@@ -83,6 +83,19 @@ def parse_mapping(text: str) -> tuple[str, str]:
     return field.strip(), column.strip()
 
 
+def add_map_flag(p: argparse.ArgumentParser) -> None:
+    """`--map FIELD=COLUMN` (repeatable) on a command that reads data through a column mapping;
+    the command passes `mapping=dict(args.map) or None` on."""
+    p.add_argument(
+        "--map",
+        action="append",
+        type=parse_mapping,
+        default=[],
+        metavar="FIELD=COLUMN",
+        help="read FIELD of the source format from COLUMN, repeatable (instruction=text)",
+    )
+
+
 def parse_size(text: str) -> float | int:
     """`--validation-size`: a fraction (0.1) or a record count (200)."""
     value = parse_value(text)

@@ -29,7 +29,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def add_job_commands(sub: Any) -> None:
     """Register the job subcommands on the main parser's subparsers."""
-    from finetune_hub.cli.args import parse_dataset, parse_hp, parse_mapping, parse_quota
+    from finetune_hub.cli.args import add_map_flag, parse_dataset, parse_hp, parse_quota
 
     p = sub.add_parser(
         "submit", help="validate, upload and submit a job (from a job file or flags)"
@@ -58,14 +58,7 @@ def add_job_commands(sub: Any) -> None:
     )
     p.add_argument("--suffix", help="suffix of the tuned model's name")
     p.add_argument("--format", help="data format (default: detected), see `formats`")
-    p.add_argument(
-        "--map",
-        action="append",
-        type=parse_mapping,
-        default=[],
-        metavar="FIELD=COLUMN",
-        help="read FIELD of the source format from COLUMN, repeatable (instruction=text)",
-    )
+    add_map_flag(p)
     p.add_argument(
         "--hp",
         action="append",

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from finetune_hub.cli.args import (
     UsageError,
+    add_map_flag,
     parse_hp,
-    parse_mapping,
     parse_quota,
     parse_size,
     parse_value,
@@ -78,14 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     hp_help = "hyperparameter in finetune_hub's names, repeatable (epochs=3)"
     p.add_argument("--hp", action="append", type=parse_hp, default=[], metavar="K=V", help=hp_help)
     p.add_argument("--format", help="data format (default: detected), see `formats`")
-    p.add_argument(
-        "--map",
-        action="append",
-        type=parse_mapping,
-        default=[],
-        metavar="FIELD=COLUMN",
-        help="read FIELD of the source format from COLUMN, repeatable (instruction=text)",
-    )
+    add_map_flag(p)
     p.add_argument("--suffix", help="fine-tuned model name suffix to check")
     quota_help = "your account's raised default quota, repeatable (max_training_records=20000)"
     p.add_argument(
@@ -124,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quota", action="append", type=parse_quota, default=[], metavar="K=N", help=quota_help
     )
     p.add_argument("--format", help="data format (default: detected), see `formats`")
+    add_map_flag(p)
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
     p.set_defaults(handler=cmd_cost, json_native=True)
 
@@ -143,14 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-chars", type=positive_int, metavar="N", help="skip longer records")
     p.add_argument("--max-tokens", type=positive_int, metavar="N", help="skip longer records")
     p.add_argument("--tokenizer", metavar="SPEC", help="token counter for --max-tokens")
-    p.add_argument(
-        "--map",
-        action="append",
-        type=parse_mapping,
-        default=[],
-        metavar="FIELD=COLUMN",
-        help="read FIELD of the source format from COLUMN, repeatable (instruction=text)",
-    )
+    add_map_flag(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=cmd_convert, json_native=True)
 
@@ -279,6 +266,7 @@ def cmd_cost(args: argparse.Namespace, console: Console) -> int:
         hyperparameters=dict(args.hp) or None,
         format=_data_format(args.format),
         quotas=dict(args.quota) or None,
+        mapping=dict(args.map) or None,
     )
     estimate = estimate_cost(
         args.file,

@@ -31,6 +31,7 @@ def estimate_cost(
     options: Mapping[str, Any] | None = None,
     quotas: Mapping[str, int] | None = None,
     format: str | None = None,
+    mapping: Mapping[str, str] | None = None,
     report: ValidationReport | None = None,
 ) -> CostEstimate:
     """What a job on these data would cost, before any job exists (`finetune-hub cost`).
@@ -55,6 +56,7 @@ def estimate_cost(
             hyperparameters=hyperparameters,
             format=format,
             quotas=quotas,
+            mapping=mapping,
         )
     rules, _ = resolve(provider, base_model, method, quotas=dict(quotas) if quotas else None)
     try:
