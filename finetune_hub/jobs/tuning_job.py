@@ -14,30 +14,21 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from finetune_hub.backoff import Backoff
 from finetune_hub.checks.cost import CostEstimate
 from finetune_hub.checks.report import ValidationReport
-from finetune_hub.errors import (
-    FinetuneHubError,
-    OptionsError,
-    ProviderError,
-    UnsupportedOperation,
-    ValidationError,
-)
-from finetune_hub.issues import Issue, Severity
-from finetune_hub.jobs import waiting
+from finetune_hub.errors import FinetuneHubError, ProviderError
+from finetune_hub.jobs import local_checks, submission, waiting
 from finetune_hub.jobs.model import TunedModel
-from finetune_hub.jobs.once import ATTEMPT_KEY, DEFAULT_WINDOW, AtMostOnce, with_attempt
+from finetune_hub.jobs.once import DEFAULT_WINDOW
 from finetune_hub.jobs.prepare import prepare_job
 from finetune_hub.jobs.spec import JobSpec
 from finetune_hub.jobs.spec_sources import spec_from_arguments, spec_from_file, spec_from_record
 from finetune_hub.jobs.waiting import wait_all
 from finetune_hub.providers.base import (
-    DataRef,
     PreparedJob,
     ProviderJob,
     TuningBackend,
@@ -46,6 +37,7 @@ from finetune_hub.providers.base import (
 )
 from finetune_hub.status import Checkpoint, JobEvent, JobStatus, MetricPoint
 from finetune_hub.store import JobRecord, JobStore, new_job_id
+from finetune_hub.store.records import now
 
 if TYPE_CHECKING:
     from finetune_hub.jobs.preflight import PreflightReport
@@ -218,44 +210,15 @@ class TuningJob:
         """Keep the latest provider error on the job's record (dashboards show it)."""
         rec = self.record
         if rec is not None:
-            note = {**exc.to_dict(), "at": _now().isoformat()}
+            note = {**exc.to_dict(), "at": now().isoformat()}
             self.store.update(self.id, extra={**rec.extra, "last_provider_error": note})
 
     # -- validate and submit --------------------------------------------------------------------
     def validate(self) -> ValidationReport:
         """Check the data, hyperparameters, options and model/method support; nothing leaves the
         machine."""
-        from finetune_hub.checks.validation import validate
-
-        spec = self.spec
-        report = validate(
-            spec.training_file,
-            spec.provider,
-            spec.base_model,
-            spec.method,
-            validation_file=spec.validation_file,
-            hyperparameters=spec.hyperparameters,
-            format=spec.format,
-            suffix=spec.suffix,
-            quotas=spec.quotas or None,
-            mapping=spec.mapping or None,
-        )
-        for issue in self._provider_checks(report):
-            target = report.errors if issue.severity is Severity.ERROR else report.warnings
-            target.append(issue)
-        self._report = report
-        return report
-
-    def _provider_checks(self, report: ValidationReport) -> list[Issue]:
-        try:
-            backend = self.backend
-        except UnsupportedOperation:
-            return []  # validation-only provider: the data rules are all there is
-        except OptionsError as exc:
-            return [Issue(code="invalid_option", field="options", message=str(exc))]
-        if not report.ok:
-            return []
-        return self._call("check", lambda: backend.check(self.prepare()), retries=False)
+        self._report = local_checks.validate(self)
+        return self._report
 
     def prepare(self) -> PreparedJob:
         """The job as the backend receives it: rules resolved, hyperparameters in the
@@ -310,19 +273,7 @@ class TuningJob:
         >>> est = job.estimate_cost()  # doctest: +SKIP
         >>> est.trained_tokens, est.training.usd, est.serving[0].monthly_usd  # doctest: +SKIP
         """
-        from finetune_hub.jobs.costing import estimate_cost
-
-        spec = self.spec
-        report = self._report or self.validate()
-        return estimate_cost(
-            spec.training_file,
-            spec.provider,
-            spec.base_model,
-            spec.method,
-            options=spec.options,
-            quotas=spec.quotas or None,
-            report=report,
-        )
+        return local_checks.estimate_cost(self)
 
     def submit(
         self,
@@ -341,126 +292,8 @@ class TuningJob:
 
         >>> job.submit(max_cost=20.0, max_duration=4 * 3600)  # doctest: +SKIP
         """
-        from finetune_hub.jobs.guardrails import record_budget, seconds
-
-        budget = seconds(max_duration, "max_duration")
-        rec = self.record
-        if rec is not None and rec.provider_job_id:
-            if budget is not None:
-                record_budget(self, budget)
-            return self
-        report = self.validate()
-        if not report.ok:
-            raise ValidationError(report)
-        if max_cost is not None:
-            self._within(max_cost)
-        backend = self.backend
-        prepared = self.prepare()
-        if rec is None:
-            rec = self.store.create(
-                JobRecord(
-                    id=self.id,
-                    provider=self.spec.provider,
-                    base_model=self.spec.base_model,
-                    method=self.spec.method,
-                    training_file=self.spec.training_file,
-                    validation_file=self.spec.validation_file,
-                    datasets=self.spec.datasets,
-                    hyperparameters=self.spec.hyperparameters,
-                    suffix=self.spec.suffix,
-                    quotas=self.spec.quotas,
-                    format=self.spec.format,
-                    mapping=self.spec.mapping,
-                    options=backend.connection.stored_options(),
-                    credentials=backend.connection.credentials_source(),
-                    status=JobStatus.PENDING,
-                )
-            )
-        try:
-            refs = self._upload(rec, prepared)
-            created = self._call("create", self._create_guard(rec, prepared, refs))
-        except ProviderError as exc:
-            self.store.update(self.id, error=exc.message, error_code=exc.code or exc.operation)
-            raise
-        extra = with_attempt(self.store.require(self.id).extra, None)
-        self.store.update(
-            self.id,
-            provider_job_id=created.id,
-            submitted_at=_now(),
-            error=None,
-            error_code=None,
-            extra=extra,
-        )
-        self._record_job(created)
-        if budget is not None:
-            record_budget(self, budget)
+        submission.submit(self, max_cost=max_cost, max_duration=max_duration)
         return self
-
-    def _within(self, max_cost: float) -> None:
-        """`CostLimitExceeded` when the estimated training cost is over `max_cost` or unknown."""
-        from finetune_hub.checks.cost import usd
-        from finetune_hub.errors import CostLimitExceeded
-
-        est = self.estimate_cost()
-        training = est.training
-        if training.usd is None:
-            raise CostLimitExceeded(
-                f"the training cost of {self.id} is unknown ({training.formula}), so "
-                f"submit(max_cost={max_cost:g}) refuses it; nothing was uploaded. Give the price "
-                "in the rules (docs/costs.md), or submit without max_cost",
-                est,
-            )
-        if training.usd > max_cost:
-            raise CostLimitExceeded(
-                f"the training of {self.id} is estimated at {usd(training.usd)} "
-                f"({training.formula}), over max_cost={usd(max_cost)}; nothing was uploaded",
-                est,
-            )
-
-    def _upload(self, rec: JobRecord, prepared: PreparedJob) -> dict[str, DataRef]:
-        from finetune_hub.checks.autoconvert import upload_copy
-        from finetune_hub.data.mapped import mapped_copy
-        from finetune_hub.data.plain import plain_jsonl
-
-        refs = {k: DataRef(**v) for k, v in (rec.data_refs or {}).items()}
-        files = {"training": prepared.training_file, "validation": prepared.validation_file}
-        files.update(prepared.datasets)
-        for purpose, path in files.items():
-            if path is None or purpose in refs:
-                continue
-            with ExitStack() as stack:
-                plain = stack.enter_context(plain_jsonl(path))
-                plain = stack.enter_context(mapped_copy(plain, self.spec.mapping))  # columns
-                # a format the rules convert automatically goes up converted (checks/autoconvert)
-                plain = stack.enter_context(upload_copy(plain, prepared.rules, self.spec.format))
-                ref = self._call(
-                    "upload", lambda p=plain, u=purpose: self.backend.upload(p, u, self.id)
-                )
-            refs[purpose] = ref.model_copy(update={"path": str(path)})
-            self.store.update(self.id, data_refs={k: v.model_dump() for k, v in refs.items()})
-        return refs
-
-    def _create_guard(
-        self, rec: JobRecord, prepared: PreparedJob, refs: dict[str, DataRef]
-    ) -> AtMostOnce[ProviderJob]:
-        """`find` first; a create only when no earlier attempt (of this process or of one that
-        was killed) can still take effect: see jobs/once.py."""
-
-        def mark(at: float | None) -> None:
-            extra = with_attempt(self.store.require(self.id).extra, at)
-            self.store.update(self.id, extra=extra)
-
-        return AtMostOnce(
-            f"the job {self.id} on {self.spec.provider}",
-            find=lambda: self.backend.find(self.id),
-            create=lambda: self.backend.create(prepared, refs),
-            sleep=self.sleep,
-            window=self.lookup_window,
-            attempted_at=rec.extra.get(ATTEMPT_KEY),
-            on_attempt=mark,
-            clock=self.clock,
-            resume_hint=f"Check with `finetune-hub status {self.id}`; `submit()` again resumes.",
-        )
 
     # -- follow ---------------------------------------------------------------------------------
     def refresh(self) -> JobStatus:
@@ -601,7 +434,3 @@ class TuningJob:
         if pid is None:
             raise FinetuneHubError(f"job {self.id} has not been submitted yet; call submit() first")
         return pid
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
