@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from finetune_hub.errors import ProviderError, ValidationError
 from finetune_hub.jobs.local_checks import refuse_over_max_cost
 from finetune_hub.jobs.once import ATTEMPT_KEY, AtMostOnce, with_attempt
+from finetune_hub.jobs.recording import record_job
 from finetune_hub.providers.base import DataRef, PreparedJob, ProviderJob, TuningBackend
 from finetune_hub.status import JobStatus
 from finetune_hub.store import JobRecord
@@ -63,7 +64,7 @@ def submit(
         error_code=None,
         extra=extra,
     )
-    job._record_job(created)
+    record_job(job, created)
     if budget is not None:
         record_budget(job, budget)
 

@@ -6,6 +6,11 @@ Every state change is recorded in the `JobStore`, so a job survives a notebook r
 retried or repeated `submit()` never makes a second (paid) job. Every call into a backend goes
 through one boundary (`_call`): retries for what may pass, and anything raised below it arrives
 as a `fh.ProviderError` (recorded on the job when it ends a submit).
+
+The class keeps the public methods and their docstrings; whole steps live beside it:
+jobs/spec_sources.py (the spec), jobs/local_checks.py (validate, cost), jobs/submission.py
+(upload and create), jobs/recording.py (the provider's answers into the store) and
+jobs/waiting.py (wait, wait_async, wait_all).
 """
 
 from __future__ import annotations
@@ -21,23 +26,16 @@ from finetune_hub.backoff import Backoff
 from finetune_hub.checks.cost import CostEstimate
 from finetune_hub.checks.report import ValidationReport
 from finetune_hub.errors import FinetuneHubError, ProviderError
-from finetune_hub.jobs import local_checks, submission, waiting
+from finetune_hub.jobs import local_checks, recording, submission, waiting
 from finetune_hub.jobs.model import TunedModel
 from finetune_hub.jobs.once import DEFAULT_WINDOW
 from finetune_hub.jobs.prepare import prepare_job
 from finetune_hub.jobs.spec import JobSpec
 from finetune_hub.jobs.spec_sources import spec_from_arguments, spec_from_file, spec_from_record
 from finetune_hub.jobs.waiting import wait_all
-from finetune_hub.providers.base import (
-    PreparedJob,
-    ProviderJob,
-    TuningBackend,
-    guarded_call,
-    make_backend,
-)
+from finetune_hub.providers.base import PreparedJob, TuningBackend, guarded_call, make_backend
 from finetune_hub.status import Checkpoint, JobEvent, JobStatus, MetricPoint
 from finetune_hub.store import JobRecord, JobStore, new_job_id
-from finetune_hub.store.records import now
 
 if TYPE_CHECKING:
     from finetune_hub.jobs.preflight import PreflightReport
@@ -203,15 +201,8 @@ class TuningJob:
                 self.spec.provider, operation, fn, retries=retries, sleep=self.sleep
             )
         except ProviderError as exc:
-            self._note_error(exc)
+            recording.note_error(self, exc)
             raise
-
-    def _note_error(self, exc: ProviderError) -> None:
-        """Keep the latest provider error on the job's record (dashboards show it)."""
-        rec = self.record
-        if rec is not None:
-            note = {**exc.to_dict(), "at": now().isoformat()}
-            self.store.update(self.id, extra={**rec.extra, "last_provider_error": note})
 
     # -- validate and submit --------------------------------------------------------------------
     def validate(self) -> ValidationReport:
@@ -300,23 +291,8 @@ class TuningJob:
         """Ask the provider for the job's state; record any change in the store."""
         pid = self._require_submitted()
         job = self._call("get", lambda: self.backend.get(pid))
-        self._record_job(job)
+        recording.record_job(self, job)
         return job.status
-
-    def _record_job(self, job: ProviderJob) -> None:
-        self.store.record_status(self.id, job.status, job.raw_status)
-        fields: dict[str, Any] = {}
-        if job.fine_tuned_model:
-            fields["fine_tuned_model"] = job.fine_tuned_model
-        if job.error:
-            fields["error"] = job.error
-            fields["error_code"] = job.error_code
-        if job.smoke_test is not None:  # a post-training check (docs/guardrails.md)
-            extra = self.store.require(self.id).extra
-            if extra.get("smoke_test") != job.smoke_test:
-                fields["extra"] = {**extra, "smoke_test": job.smoke_test}
-        if fields:
-            self.store.update(self.id, **fields)
 
     def wait(
         self,
