@@ -108,6 +108,32 @@ class ScanSpec:
     )
 
 
+class _Batch:
+    """The records of a scan waiting to be counted: their texts, in record order, and per record
+    the tokens known without counting, where its prompt texts end in `texts` (`mids`) and where
+    all its texts end (`ends`); `preference` holds `(record, end of target texts, end of chosen
+    texts)` for the records with chosen/rejected texts, and `new_firsts` the positions in `texts`
+    of first prompt texts whose counts are to be remembered."""
+
+    __slots__ = ("texts", "known", "mids", "ends", "preference", "new_firsts")
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.known: list[int] = []
+        self.mids: list[int] = []
+        self.ends: list[int] = []
+        self.preference: list[tuple[int, int, int]] = []
+        self.new_firsts: list[int] = []
+
+    def clear(self) -> None:
+        self.texts.clear()
+        self.known.clear()
+        self.mids.clear()
+        self.ends.clear()
+        self.preference.clear()
+        self.new_firsts.clear()
+
+
 class Scanner:
     def __init__(self, spec: ScanSpec, counter: TokenCounter | None = None) -> None:
         self.spec = spec
@@ -141,32 +167,80 @@ class Scanner:
             # a plain file's size is known before reading; a .gz's only as it is decompressed
             max_bytes=self.spec.max_bytes if res.compressed else None,
         )
-        batch: list[tuple[int, Example]] = []
         emit = self._emit
         checker = self.checker
         record_rules = self._record_rules
         first_char = self.first_char
         fingerprint = self.fingerprint
         hashes, hash_lines = res.hashes, res.hash_lines
+        hash_append, line_append = hashes.append, hash_lines.append
+        # Role sequences repeat: the verdict of each distinct one is looked up here, and only a
+        # new sequence goes through `_roles_need_check`.
+        role_rules = self.roles
+        verdicts = self._role_verdicts
+        roles_need_check = self._roles_need_check
+        # The batch to count. Each record's texts go straight into `texts`, and the record keeps
+        # only three ints (below): its `Example` is dropped at once. (Holding a batch of
+        # Examples, six lists each, made the garbage collector run over them again and again.)
+        # The first prompt text of a record (its system prompt, typically) often repeats verbatim
+        # across a file: its count is looked up in `_first_counts`, not recounted.
+        b = _Batch()
+        texts, known, mids, ends = b.texts, b.known, b.mids, b.ends
+        extend = texts.extend
+        known_append, mids_append, ends_append = known.append, mids.append, ends.append
+        cache = self._first_counts
+        cache_get = cache.get
+        mo, ro = self.rules.message_overhead, self.rules.reply_overhead
+        overhead = bool(mo or ro)
+        records = images = 0
         for line, raw, record in reader:
             self.line = line
             ex = checker(record, emit)
             forbidden = first_char is not None and (
                 first_char == "" or _contains(ex.groups, first_char)
             )
-            roles = bool(ex.roles) and self._roles_need_check(ex.roles)
-            if forbidden or roles or ex.images or ex.tools:
-                record_rules(ex, record, forbidden, roles)
-            res.records += 1
-            res.images += ex.images
-            hashes.append(fingerprint(raw if raw[-1:] == b"\n" else raw + b"\n"))
-            hash_lines.append(line)
-            batch.append((line, ex))
-            if len(batch) >= BATCH:
-                self._count(batch, res)
-                batch.clear()
-        if batch:
-            self._count(batch, res)
+            roles = ex.roles
+            if roles and role_rules is not None:
+                check_roles = verdicts.get(tuple(roles))
+                if check_roles is None:
+                    check_roles = roles_need_check(roles)
+            else:
+                check_roles = False
+            if forbidden or check_roles or ex.images or ex.tools:
+                record_rules(ex, record, forbidden, check_roles)
+            records += 1
+            images += ex.images
+            hash_append(fingerprint(raw if raw[-1:] == b"\n" else raw + b"\n"))
+            line_append(line)
+            # -- into the batch: prompt texts, target texts, then chosen and rejected ones
+            prompt, target, chosen, rejected = ex.groups
+            pre = mo * len(roles) + ro if overhead else 0
+            if prompt and len(prompt[0]) <= _CACHE_MAX_CHARS:
+                n = cache_get(prompt[0], -1)
+                if n >= 0:
+                    pre += n
+                    extend(prompt[1:])
+                else:
+                    if len(cache) < _CACHE_MAX_ENTRIES:
+                        b.new_firsts.append(len(texts))
+                    extend(prompt)
+            else:
+                extend(prompt)
+            known_append(pre)
+            mids_append(len(texts))
+            extend(target)
+            if chosen or rejected:
+                b.preference.append((len(known) - 1, len(texts), len(texts) + len(chosen)))
+                extend(chosen)
+                extend(rejected)
+            ends_append(len(texts))
+            if len(ends) >= BATCH:
+                self._count(b, res)
+                b.clear()
+        if ends:
+            self._count(b, res)
+        res.records += records
+        res.images += images
         res.lines, res.bytes, res.bom = reader.lines, reader.bytes_read, reader.bom
         res.over_max_bytes = reader.over_max_bytes
         res.issues = self.collector.listed
@@ -257,68 +331,66 @@ class Scanner:
                     )
 
     # -- per batch: token counts and limits ---------------------------------------------------
-    def _count(self, batch: list[tuple[int, Example]], res: ScanResult) -> None:
-        # The first prompt text of a record (its system prompt, typically) often repeats verbatim
-        # across a file: its count is looked up, not recounted. Counts stay exact.
-        cache = self._first_counts
-        texts: list[str] = []
-        extend = texts.extend
-        cached: list[int] = []  # per example: the cached count of its first prompt text, or -1
-        for _line, ex in batch:
-            g = ex.groups
-            first = g[0][0] if g[0] else None
-            known = (
-                cache.get(first, -1) if first is not None and len(first) <= _CACHE_MAX_CHARS else -1
-            )
-            cached.append(known)
-            extend(g[0][1:] if known >= 0 else g[0])
-            extend(g[1])
-            if g[2] or g[3]:
-                extend(g[2])
-                extend(g[3])
+    def _count(self, b: _Batch, res: ScanResult) -> None:
+        """Count the texts of a batch in one call, then each record's prompt, output and total.
+
+        The batch holds the last `len(b.ends)` records scanned (their lines are the last entries
+        of `res.hash_lines`). Counts stay exact: a cached first text has its exact count.
+        """
+        texts = b.texts
         counts = self.counter.count_many(texts) if texts else []
+        cache = self._first_counts
+        for k in b.new_firsts:
+            if len(cache) >= _CACHE_MAX_ENTRIES:
+                break
+            cache[texts[k]] = counts[k]
         prefix = [0, *accumulate(counts)]
+        mids, ends = b.mids, b.ends
+        # a record's prompt texts start where the previous record's texts end
+        starts = [0, *ends]
+        prompts = [
+            pre + prefix[mid] - prefix[start]
+            for pre, start, mid in zip(b.known, starts, mids, strict=False)  # one start too many
+        ]
+        # everything after the prompt is trained on: the target, chosen and rejected texts
+        outs = [prefix[end] - prefix[mid] for mid, end in zip(mids, ends, strict=True)]
+        res.trained += sum(outs)
+        # a preference record's output is its target and the longer of chosen and rejected
+        for k, target_end, chosen_end in b.preference:
+            chosen = prefix[chosen_end] - prefix[target_end]
+            rejected = prefix[ends[k]] - prefix[chosen_end]
+            outs[k] -= chosen if chosen < rejected else rejected
+        totals = [p + o for p, o in zip(prompts, outs, strict=True)]
+        res.tokens.extend(totals)
+        self._limits(prompts, outs, totals, res)
+
+    def _limits(
+        self, prompts: list[int], outs: list[int], totals: list[int], res: ScanResult
+    ) -> None:
+        """Check a batch's totals against the limits (per example, input and output). Issues are
+        made in record order; a batch within every limit, the usual case, is checked with a few
+        `max` calls instead of record by record."""
         rules = self.rules
-        mo, ro = rules.message_overhead, rules.reply_overhead
         limit = self.spec.limit
+        max_in, max_out = rules.max_input_tokens, rules.max_output_tokens
+        top = max(totals)
+        if limit and top > limit:
+            res.capped_total += sum(t if t < limit else limit for t in totals)
+        else:
+            res.capped_total += sum(totals)
         exact = self.counter.exact
         margin = rules.near_limit_margin if not exact else 0.0
-        hi = limit * (1 + margin) if limit else 0
         lo = limit * (1 - margin) if limit else 0
-        i = 0
-        tokens = res.tokens
-        trained = 0
-        room = len(cache) < _CACHE_MAX_ENTRIES
-        for (line, ex), known in zip(batch, cached, strict=True):
-            g = ex.groups
-            n0 = len(g[0])
-            if known >= 0:
-                j = i + n0 - 1
-                prompt = known + prefix[j] - prefix[i]
-            else:
-                j = i + n0
-                prompt = prefix[j] - prefix[i]
-                if room and n0 and len(g[0][0]) <= _CACHE_MAX_CHARS:
-                    cache[g[0][0]] = counts[i]
-                    room = len(cache) < _CACHE_MAX_ENTRIES
-            i, j = j, j + len(g[1])
-            target = prefix[j] - prefix[i]
-            i = j
-            chosen = rejected = 0
-            if g[2] or g[3]:
-                j = i + len(g[2])
-                chosen = prefix[j] - prefix[i]
-                i, j = j, j + len(g[3])
-                rejected = prefix[j] - prefix[i]
-                i = j
-            if mo or ro:
-                prompt += mo * len(ex.roles) + ro
-            out = target + (chosen if chosen > rejected else rejected)
-            total = prompt + out
-            tokens.append(total)
-            trained += target + chosen + rejected
+        if not (
+            (limit and top > lo)
+            or (max_in and max(prompts) > max_in)
+            or (max_out and max(outs) > max_out)
+        ):
+            return
+        hi = limit * (1 + margin) if limit else 0
+        lines = res.hash_lines[len(res.hash_lines) - len(totals) :]
+        for line, prompt, out, total in zip(lines, prompts, outs, totals, strict=True):
             if limit:
-                res.capped_total += min(limit, total)
                 if total > hi:
                     res.over_limit += 1
                     self.line = line
@@ -333,29 +405,16 @@ class Scanner:
                         f"{limit:,}-token limit; check it with the provider's own tokenizer",
                         warning=True,
                     )
-            else:
-                res.capped_total += total
-            if rules.max_input_tokens and prompt > rules.max_input_tokens:
+            if max_in and prompt > max_in:
                 self.line = line
                 self._side_limit(
-                    "too_many_input_tokens",
-                    "input",
-                    prompt,
-                    rules.max_input_tokens,
-                    "max_input_tokens",
-                    exact,
+                    "too_many_input_tokens", "input", prompt, max_in, "max_input_tokens", exact
                 )
-            if rules.max_output_tokens and out > rules.max_output_tokens:
+            if max_out and out > max_out:
                 self.line = line
                 self._side_limit(
-                    "too_many_output_tokens",
-                    "output",
-                    out,
-                    rules.max_output_tokens,
-                    "max_output_tokens",
-                    exact,
+                    "too_many_output_tokens", "output", out, max_out, "max_output_tokens", exact
                 )
-        res.trained += trained
 
     def _over_limit(self, total: int, limit: int, exact: bool) -> None:
         rules = self.rules

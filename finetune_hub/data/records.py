@@ -55,6 +55,7 @@ class Example:
 
 
 _NONE: list[str] = []  # shared placeholder for the preference groups most records never use
+_new_example = object.__new__
 
 
 def find_path(record: Any, target: str) -> str | None:
@@ -108,16 +109,28 @@ def _check_messages(
         emit("missing_messages", base, f"{base} must be a non-empty list of messages")
         return
     fast = kind_for is None and base == "messages"
+    # bound once per record for the fast path (groups PROMPT and TARGET are never replaced)
+    add_role, add_path = ex.roles.append, ex.role_paths.append
+    add_prompt, add_target = ex.groups[PROMPT].append, ex.groups[TARGET].append
     for i, m in enumerate(messages):
         if (
             fast and type(m) is dict and len(m) == 2
         ):  # the common {"role", "content": "<text>"} message
             role = m.get("role")
             content = m.get("content")
-            if type(content) is str and role in _PLAIN_ROLES and content and not content.isspace():
-                ex.roles.append(role)
-                ex.role_paths.append(i)
-                ex.groups[TARGET if role == "assistant" else PROMPT].append(content)
+            if (
+                type(content) is str
+                and type(role) is str  # an unhashable role (a list) is no set member
+                and role in _PLAIN_ROLES
+                and content
+                and not content.isspace()
+            ):
+                add_role(role)
+                add_path(i)
+                if role == "assistant":
+                    add_target(content)
+                else:
+                    add_prompt(content)
                 continue
         path = f"{base}[{i}]"
         if type(m) is not dict:
@@ -378,11 +391,62 @@ def _unknown_keys(record: dict[str, Any], allowed: frozenset[str], emit: Emit) -
 
 
 # -- one checker per format -----------------------------------------------------------------------
+def _plain_chat(messages: list[Any]) -> Example | None:
+    """The `Example` of a list of plain messages, or None when any message is not plain.
+
+    Plain is the usual shape: exactly `{"role", "content"}`, a role of `_PLAIN_ROLES`, and a
+    string content that is not blank. Such messages have nothing to report, so they are read
+    here without the general path's per-message bookkeeping; any other list (a tool call, a
+    weight, a name, a list of parts, a bad value) goes through `_check_messages`, from scratch.
+    """
+    roles: list[str] = []
+    prompt: list[str] = []
+    target: list[str] = []
+    add_role, add_prompt, add_target = roles.append, prompt.append, target.append
+    try:
+        for m in messages:
+            role = m["role"]  # KeyError or TypeError: not a plain message
+            content = m["content"]
+            if (
+                len(m) != 2
+                or type(content) is not str
+                or role not in _PLAIN_ROLES  # TypeError for an unhashable role
+                or not content
+                or content.isspace()
+            ):
+                return None
+            add_role(role)
+            if role == "assistant":
+                add_target(content)
+            else:
+                add_prompt(content)
+    except (KeyError, TypeError):
+        return None
+    ex = _new_example(Example)
+    ex.groups = [prompt, target, _NONE, _NONE]
+    ex.roles = roles
+    ex.role_paths = list(range(len(roles)))
+    ex.images = 0
+    ex.tools = False
+    return ex
+
+
 def check_chat(record: dict[str, Any], emit: Emit) -> Example:
+    messages = record.get("messages")
+    if len(record) == 1 and type(messages) is list and messages:
+        # a record holding plain messages only: no tools, no unknown keys, and nothing to report
+        # but a missing assistant turn
+        plain = _plain_chat(messages)
+        if plain is not None:
+            if not plain.groups[TARGET]:
+                emit("no_assistant_message", "messages", "no assistant message to learn from")
+            return plain
     ex = Example()
-    _check_messages(record.get("messages"), ex, emit)
-    _check_tools(record, ex, emit)
-    _unknown_keys(record, _CHAT_TOP, emit)
+    _check_messages(messages, ex, emit)
+    # a record holding messages only has neither tools nor unknown keys to check
+    if len(record) != 1 or messages is None:
+        _check_tools(record, ex, emit)
+        _unknown_keys(record, _CHAT_TOP, emit)
     if ex.roles and "assistant" not in ex.roles:
         emit("no_assistant_message", "messages", "no assistant message to learn from")
     elif (
