@@ -244,3 +244,12 @@ def test_the_codes_are_documented():
     for code in ("invalid_tool_call", "invalid_tools", "invalid_type", "invalid_image"):
         assert f"`{code}`" in docs
     assert "javascript:" in docs and "JSON object" in docs
+
+
+@pytest.mark.parametrize("role", [["user"], {"name": "user"}, 3, None])
+def test_a_role_that_is_not_a_string_is_reported_not_a_crash(tmp_path, role):
+    """`{"role": ["user"]}` once raised TypeError (an unhashable role) from inside the scan."""
+    record = {"messages": [{"role": role, "content": "Hi"}, {"role": "assistant", "content": "Yo"}]}
+    found = only(tmp_path, record)
+    assert found and all(line == 1 for line, _, _ in found)
+    assert any(field == "messages[0].role" for _, _, field in found), found
