@@ -34,6 +34,11 @@ def add_watch_flags(p: argparse.ArgumentParser) -> None:
         default="warn",
         help="what a stalled job, or one over its max_duration, gets (default: warn)",
     )
+    add_stall_after_flag(p)
+
+
+def add_stall_after_flag(p: argparse.ArgumentParser) -> None:
+    """`--stall-after SECONDS`, for `watch` and `refresh`."""
     p.add_argument(
         "--stall-after",
         type=float,

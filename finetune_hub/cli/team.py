@@ -28,6 +28,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def add_team_commands(sub: Any) -> None:
     """Register `jobs`, `adopt`, `refresh` and `deployments` on the main parser's subparsers."""
     from finetune_hub.cli.args import parse_hp
+    from finetune_hub.cli.guardrails import add_stall_after_flag
 
     option_help = "provider option, repeatable (region=us-east-1)"
 
@@ -79,13 +80,7 @@ def add_team_commands(sub: Any) -> None:
         help="at most N calls a second to provider P, repeatable (default 5)",
     )
     p.add_argument("--watch", type=float, metavar="SECONDS", help="keep refreshing this often")
-    p.add_argument(
-        "--stall-after",
-        type=float,
-        metavar="SECONDS",
-        help="no state change and no new event for this long counts as a stall "
-        "(default: the provider's, see docs/guardrails.md)",
-    )
+    add_stall_after_flag(p)
     add_store_location(p)
     p.set_defaults(handler=cmd_refresh)
 
