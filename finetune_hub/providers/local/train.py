@@ -333,10 +333,15 @@ class Trainer:
         )
 
     # -- checkpoints --------------------------------------------------------------------------------
+    @property
+    def sharded(self) -> bool:
+        """Whether the parameters (and so the optimizer state) are sharded over the ranks."""
+        return self.dist.on and self.cfg.distributed == "fsdp"
+
     def _adapter_state(self) -> dict[str, Any] | None:
         """The adapter weights in full on rank 0 (gathered from the shards under FSDP: every
         rank takes part); None when the model saves its own state (one process, DDP)."""
-        if not (self.dist.on and self.cfg.distributed == "fsdp"):
+        if not self.sharded:
             return None
         from peft import get_peft_model_state_dict
 
@@ -347,10 +352,17 @@ class Trainer:
         }
 
     def save(self, name: str, state: dict[str, Any], *, with_optimizer: bool = True) -> Path | None:
-        """Write checkpoint `name` (or the final `adapter`); every rank calls it, rank 0 writes."""
+        """Write checkpoint `name` (or the final `adapter`); every rank calls it (under FSDP the
+        adapter and the optimizer state are gathered, collectives on every rank), rank 0 writes.
+
+        `optimizer.pt` holds the optimizer, scheduler and RNG states: the optimizer's own
+        `state_dict()` (one process, DDP: every rank holds all of it), or under FSDP the full
+        state gathered on rank 0 by `torch.distributed.checkpoint`'s `get_optimizer_state_dict`
+        (keyed by parameter name, not sharded: `restore` shards it again on every rank)."""
         import torch
 
         full = self._adapter_state()
+        optimizer = self._gathered_optimizer_state() if with_optimizer else None
         if not self.dist.main:
             return None
         tmp = self.run.new_folder(name)
@@ -368,17 +380,32 @@ class Trainer:
             encoding="utf-8",
         )
         if with_optimizer:
-            if full is None:  # under FSDP the optimizer state is sharded: not kept
-                torch.save(
-                    {
-                        "optimizer": self.optimizer.state_dict(),
-                        "scheduler": self.scheduler.state_dict(),
-                        "rng": torch.get_rng_state(),
-                    },
-                    tmp / "optimizer.pt",
-                )
+            torch.save(
+                {
+                    "optimizer": optimizer,
+                    "scheduler": self.scheduler.state_dict(),
+                    "rng": torch.get_rng_state(),
+                },
+                tmp / "optimizer.pt",
+            )
             (tmp / "trainer_state.json").write_text(json.dumps(state), encoding="utf-8")
         return self.run.commit_folder(tmp, name)
+
+    def _gathered_optimizer_state(self) -> dict[str, Any]:
+        """The whole optimizer state (on rank 0; an empty dict on the other ranks under FSDP,
+        where every rank must call this: it gathers the shards)."""
+        if not self.sharded:
+            return self.optimizer.state_dict()
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_optimizer_state_dict,
+        )
+
+        return get_optimizer_state_dict(
+            self.model,
+            self.optimizer,
+            options=StateDictOptions(full_state_dict=True, cpu_offload=True),
+        )
 
     def rotate(self) -> None:
         """Keep the `save_total_limit` newest checkpoints (rank 0)."""
@@ -392,19 +419,18 @@ class Trainer:
             shutil.rmtree(folder, ignore_errors=True)
 
     def restore(self) -> dict[str, Any]:
+        """Load the last checkpoint, if any: adapter, optimizer, scheduler and RNG states;
+        returns its trainer state (where to go on from)."""
         import torch
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
+        if self.sharded:
+            return self._restore_sharded()
         found = RunDir(self.run.path).last_checkpoint()
         if found is None:
             return {"step": 0, "epoch": 0, "batch": 0}
         step, folder = found
-        if self.dist.on and self.cfg.distributed == "fsdp":
-            raise RuntimeError(
-                f"resuming a run trained with FSDP is not supported yet; {folder} holds the "
-                "adapter at that step"
-            )
         set_peft_model_state_dict(self.model, load_file(str(folder / "adapter_model.safetensors")))
         saved = torch.load(folder / "optimizer.pt", weights_only=False)
         self.optimizer.load_state_dict(saved["optimizer"])
@@ -413,6 +439,93 @@ class Trainer:
         state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
         self.run.add_event(f"resuming from checkpoint-{step}", type="resume", data={"step": step})
         return state
+
+    def _restore_sharded(self) -> dict[str, Any]:
+        """`restore` under FSDP: rank 0 alone reads the checkpoint (the other ranks need not see
+        the run folder); whether there is one, or why it cannot be read, the scheduler and RNG
+        states go to every rank in one broadcast, then the adapter and the optimizer state
+        through `torch.distributed.checkpoint`'s `set_model_state_dict` /
+        `set_optimizer_state_dict` with `broadcast_from_rank0` (rank 0 passes the full state,
+        the others an empty dict; each rank keeps its shard). Every rank makes the same
+        collective calls in the same order, whatever it found."""
+        import torch
+        import torch.distributed as dist
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_model_state_dict,
+            set_optimizer_state_dict,
+        )
+
+        head: dict[str, Any] | None = None
+        adapter: dict[str, Any] = {}
+        optimizer: dict[str, Any] = {}
+        if self.dist.main:
+            try:
+                found = RunDir(self.run.path).last_checkpoint()
+                if found is not None:
+                    head, adapter, optimizer = self._read_sharded_checkpoint(*found)
+            except Exception as exc:  # told to every rank below, so that all stop
+                head = {"error": f"{type(exc).__name__}: {exc}"}
+        box = [head]
+        dist.broadcast_object_list(box, src=0)
+        head = box[0]
+        if head is None:
+            return {"step": 0, "epoch": 0, "batch": 0}
+        if "error" in head:
+            raise RuntimeError(f"cannot resume from the last checkpoint: {head['error']}")
+        # strict=False: the checkpoint holds the adapter, not the frozen base weights
+        set_model_state_dict(
+            self.model,
+            adapter,
+            options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True, strict=False),
+        )
+        set_optimizer_state_dict(
+            self.model,
+            self.optimizer,
+            optimizer,
+            options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True),
+        )
+        self.scheduler.load_state_dict(head["scheduler"])
+        torch.set_rng_state(head["rng"])
+        step = head["state"]["step"]
+        self.run.add_event(f"resuming from checkpoint-{step}", type="resume", data={"step": step})
+        return head["state"]
+
+    def _read_sharded_checkpoint(
+        self, step: int, folder: Path
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """Rank 0's part of `_restore_sharded`: (scheduler, RNG and trainer states; the adapter
+        under the model's parameter names; the optimizer state by parameter name)."""
+        import torch
+        from safetensors.torch import load_file
+
+        if not (folder / "optimizer.pt").is_file():
+            raise FileNotFoundError(
+                f"{folder} has no optimizer.pt (FSDP checkpoints written before resuming FSDP "
+                "runs was supported kept only the adapter)"
+            )
+        saved = torch.load(folder / "optimizer.pt", weights_only=False)
+        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+        # the trainable parameters, in the optimizer's order, under the names
+        # torch.distributed.checkpoint uses; peft saves them without the adapter's name
+        names = [n for n, p in self.model.named_parameters() if p.requires_grad]
+        adapter_name = f".{self.model.active_adapter}"
+        by_saved_name = {n.replace(adapter_name, ""): n for n in names}
+        weights = load_file(str(folder / "adapter_model.safetensors"))
+        if set(weights) != set(by_saved_name):
+            missing = sorted(set(by_saved_name) - set(weights))
+            extra = sorted(set(weights) - set(by_saved_name))
+            raise ValueError(
+                f"{folder} does not hold this run's adapter (missing {missing[:3]}, "
+                f"unexpected {extra[:3]})"
+            )
+        adapter = {by_saved_name[k]: v for k, v in weights.items()}
+        head = {
+            "state": state,
+            "scheduler": saved["scheduler"],
+            "rng": saved["rng"],
+        }
+        return head, adapter, _by_name(saved["optimizer"], names)
 
     # -- the loop -----------------------------------------------------------------------------------
     def loss(self, batch: dict[str, Any]) -> tuple[Any, dict[str, float]]:
@@ -477,7 +590,9 @@ class Trainer:
         except Cancelled:
             # Keep what was learned: a checkpoint at the last finished step, if newer than the last.
             saved = RunDir(self.run.path).last_checkpoint()
-            if last_state["step"] and (saved is None or saved[0] < last_state["step"]):
+            newer = bool(last_state["step"]) and (saved is None or saved[0] < last_state["step"])
+            # rank 0's view of the run folder decides for all: saving takes collectives
+            if self.dist.agree(newer, self.device):
                 self.save(f"checkpoint-{last_state['step']}", last_state)
                 self.rotate()
             return "cancelled"
@@ -578,6 +693,28 @@ class Trainer:
                 self.run.write_status(step=step)
             epoch, start_batch = epoch + 1, 0
         return step
+
+
+def _by_name(optimizer: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """An optimizer state dict keyed by parameter name, as `torch.distributed.checkpoint` loads
+    it: an FSDP checkpoint's already is; one from `optimizer.state_dict()` (a checkpoint of one
+    process or DDP, keyed by the position of each parameter in the optimizer) is renamed.
+
+    >>> _by_name({"state": {0: {"step": 1}}, "param_groups": [{"params": [0, 1]}]}, ["a", "b"])
+    {'state': {'a': {'step': 1}}, 'param_groups': [{'params': ['a', 'b']}]}
+    """
+    groups = optimizer["param_groups"]
+    if all(isinstance(i, str) for g in groups for i in g["params"]):
+        return optimizer
+    if sorted(i for g in groups for i in g["params"]) != list(range(len(names))):
+        raise ValueError(
+            f"the checkpoint's optimizer state has {sum(len(g['params']) for g in groups)} "
+            f"parameters, this run trains {len(names)}"
+        )
+    return {
+        "state": {names[i]: v for i, v in optimizer["state"].items()},
+        "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in groups],
+    }
 
 
 def _loss_weight(example: Any) -> int:
