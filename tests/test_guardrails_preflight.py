@@ -119,6 +119,112 @@ def test_submit_preflight_stops_before_anything_is_uploaded(fake_bedrock, tmp_pa
     assert fake_bedrock.count("CreateModelCustomizationJob") == 1
 
 
+# -- Bedrock: the account's Service Quotas -----------------------------------------------------------
+TITAN_LITE_QUOTA = "L-3B82104D"  # "Sum of training and validation records" for Titan Text G1 - Lite
+
+
+def many_records(tmp_path, n: int) -> Path:
+    path = tmp_path / f"train_{n}.jsonl"
+    row = json.dumps({"prompt": "What is finetune_hub?", "completion": "A library."})
+    path.write_text((row + "\n") * n, encoding="utf-8")
+    return path
+
+
+def quota_job(fake, tmp_path, n: int, **kwargs) -> fh.TuningJob:
+    job = bedrock_job(fake, tmp_path, **kwargs)
+    job.spec.training_file = str(many_records(tmp_path, n))
+    return job
+
+
+def test_a_raised_account_quota_the_job_does_not_declare_is_a_warning(fake_bedrock, tmp_path):
+    fake_bedrock.set_service_quota(TITAN_LITE_QUOTA, 20000)
+    report = quota_job(fake_bedrock, tmp_path, 10_050).preflight()  # over the default 10,000
+    assert report.ok, str(report)  # the account takes it; validation would not, undeclared
+    (issue,) = report.warnings
+    assert issue.code == "service_quota_not_declared"
+    assert TITAN_LITE_QUOTA in issue.message and "20,000" in issue.message
+    assert "default 10,000" in issue.message and "refuses them" in issue.message
+    assert "quotas={'max_training_records': 20000}" in issue.message
+    assert "--quota max_training_records=20000" in issue.message
+    assert fake_bedrock.count("ListServiceQuotas") >= 2  # the fake pages: NextToken followed
+    assert nothing_sent(fake_bedrock)
+
+
+def test_a_job_over_the_applied_quota_is_an_error_before_any_upload(fake_bedrock, tmp_path):
+    fake_bedrock.set_service_quota(TITAN_LITE_QUOTA, 12000)  # raised, but not enough
+    report = quota_job(fake_bedrock, tmp_path, 12_001).preflight()
+    assert not report.ok
+    assert codes(report) == {"service_quota_exceeded"}
+    message = report.errors[0].message
+    assert TITAN_LITE_QUOTA in message and "12,000" in message and "12,001" in message
+    assert "Service Quotas" in message and "--quota-code L-3B82104D" in message
+    assert report.errors[0].field == "quotas.max_training_records"
+    assert nothing_sent(fake_bedrock)
+    assert fake_bedrock.count("s3:PUT") == 0 and not fake_bedrock.s3_writes()
+
+
+def test_within_the_default_quota_nothing_is_said(fake_bedrock, tmp_path):
+    report = quota_job(fake_bedrock, tmp_path, 10_000).preflight()
+    assert report.issues == [], str(report)
+    assert fake_bedrock.count("ListServiceQuotas") >= 1
+
+
+@pytest.mark.parametrize("how", ["denied", "throttled"])
+def test_quotas_that_cannot_be_read_are_not_checked_and_the_rest_still_runs(
+    fake_bedrock, tmp_path, how
+):
+    if how == "denied":
+        fake_bedrock.service_quotas_denied = True
+    else:
+        fake_bedrock.inject("ListServiceQuotas", "throttle", times=20)
+    fake_bedrock.access_denied = {"amazon.titan-text-lite-v1"}
+    report = quota_job(fake_bedrock, tmp_path, 12_000).preflight()
+    assert codes(report) == {"model_access_denied", "preflight_not_checked"}, str(report)
+    (warning,) = report.warnings
+    assert "servicequotas:ListServiceQuotas" in warning.message
+    assert "Sum of training and validation records" in warning.message
+    asked = {r.operation for r in fake_bedrock.requests}
+    assert {"s3:HEAD", "iam:POST /", "sts:POST /"} <= asked  # permissions and bucket still asked
+    assert nothing_sent(fake_bedrock)
+
+
+def test_a_declared_quota_is_not_asked_to_be_declared_again(fake_bedrock, tmp_path):
+    # The backend sees declared quotas on the prepared job's rules (`declared_quotas`).
+    from finetune_hub.rules import resolve
+
+    fake_bedrock.set_service_quota(TITAN_LITE_QUOTA, 20000)
+    job = quota_job(fake_bedrock, tmp_path, 10_050)
+    prepared = job.prepare()
+    prepared.rules = resolve("bedrock", TITAN, "sft", quotas={"max_training_records": 20000})[0]
+    assert job.backend.preflight(prepared) == []
+    prepared.rules = resolve("bedrock", TITAN, "sft", quotas={"max_training_records": 30000})[0]
+    fake_bedrock.set_service_quota(TITAN_LITE_QUOTA, 10_040)  # declared more than applied
+    (issue,) = job.backend.preflight(prepared)
+    assert issue.code == "service_quota_exceeded" and "10,040" in issue.message
+
+
+def test_a_model_whose_rules_name_no_quota_makes_no_quota_call(fake_bedrock, tmp_path):
+    from finetune_hub.rules import resolve
+
+    nova = "amazon.nova-micro-v1:0:128k"
+    assert resolve("bedrock", nova, "sft")[0].quotas == {}
+    report = quota_job(fake_bedrock, tmp_path, 12_000, base_model=nova).preflight()
+    assert report.ok, str(report)
+    assert fake_bedrock.count("ListServiceQuotas") == 0
+
+
+def test_the_fake_lists_the_quotas_the_rules_name():
+    pytest.importorskip("moto")
+    from finetune_hub.testing.bedrock_fake_quotas import default_quotas, find_quota
+
+    quotas = default_quotas()
+    lite = find_quota(quotas, "Sum of training and validation records for a Titan Text G1 - Lite v1 Fine-tuning job")  # fmt: skip
+    assert lite["QuotaCode"] == TITAN_LITE_QUOTA and lite["Value"] == 10000
+    assert lite["QuotaName"].startswith("(Model customization) ")
+    made_up = [q["QuotaCode"] for q in quotas if q["QuotaCode"] != TITAN_LITE_QUOTA]
+    assert made_up and all(c.startswith("L-FAKE") for c in made_up)  # no code a source gives
+
+
 # -- OpenAI, Azure OpenAI, Vertex, local ------------------------------------------------------------
 def openai_job(tmp_path, base_model="gpt-4.1-mini-2025-04-14", **options) -> fh.TuningJob:
     return fh.TuningJob(

@@ -11,7 +11,13 @@ The failures users meet only after uploading, each asked here first with a cheap
   caller may pass the role to Bedrock (`iam:PassRole`) and create the job; the role exists, is
   trusted by bedrock.amazonaws.com (`iam:GetRole`) and may read and write the S3 prefix, and use
   the KMS key when one is set;
-- the bucket reachable (`HeadBucket`).
+- the bucket reachable (`HeadBucket`);
+- the account's record quotas (`service-quotas` `ListServiceQuotas`, service code "bedrock"): each
+  default quota the job's rules name (`quotas`, with the codes of `[service_quotas]` in
+  rules/bedrock.toml) at the value applied to this account, against the job's records (its
+  local files, counted line by line). Over the applied value is an error with the quota code to
+  raise; an applied value above the rules' default that the job does not declare is a warning
+  (validation used the default), with how to declare it.
 
 Each finding is an `Issue` whose message says the fix. A check that could not be made (the caller
 may not simulate, say) is a warning that says what to allow for it to be made.
@@ -19,15 +25,18 @@ may not simulate, say) is a warning that says what to allow for it to be made.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from finetune_hub.errors import ProviderError
 from finetune_hub.issues import Issue, Severity
 from finetune_hub.providers.bedrock_connection import is_not_found
 from finetune_hub.providers.bedrock_wire import S3_URI_RE
+from finetune_hub.rules import default_catalog
 
 if TYPE_CHECKING:
     from finetune_hub.providers.base import PreparedJob
@@ -47,6 +56,7 @@ def preflight(backend: BedrockBackend, job: PreparedJob) -> list[Issue]:
         offered = _model_offered(backend, job.model_id, kind, region, issues)
         if offered:
             _model_access(backend, job.model_id, region, issues)
+    _service_quotas(backend, job, region, issues)
     _permissions(backend, region, issues)
     _bucket(backend, issues)
     return issues
@@ -373,5 +383,185 @@ def _bucket(backend: BedrockBackend, issues: list[Issue]) -> None:
                 f"{text}; the upload would fail. Fix: create the bucket or grant this caller "
                 "s3:ListBucket, s3:PutObject on it, or set options['s3_uri'] to a bucket you "
                 "can write to",
+            )
+        )
+
+
+# -- the account's quotas --------------------------------------------------------------------------
+#: which records a rules field counts (each Bedrock quota is "Sum of training and validation
+#: records", but a rules field may name it for one side only)
+_COUNTED: dict[str, Callable[[int, int], int]] = {
+    "max_training_records": lambda train, val: train,
+    "max_validation_records": lambda train, val: val,
+    "max_total_records": lambda train, val: train + val,
+}
+_PREFIX = re.compile(r"^\s*\(model customization\)\s*", re.IGNORECASE)
+_WORD = re.compile(r"[a-z0-9]+(?:\.[0-9]+)*")
+_FILLER = frozenset({"a", "an", "the", "for", "of", "and", "job"})
+
+
+def _norm(name: str) -> str:
+    """A quota name as compared: without Service Quotas' "(Model customization)" prefix, lower
+    case, spaces collapsed."""
+    return " ".join(_PREFIX.sub("", name).lower().split())
+
+
+def _words(text: str) -> set[str]:
+    return set(_WORD.findall(_norm(text))) - _FILLER
+
+
+def count_records(path: str | None) -> int | None:
+    """Non-blank lines of a local JSONL file (`.gz` read through); None for a file that is not
+    here (an S3 URI, say), which leaves the quotas unchecked."""
+    if not path or "://" in path or not Path(path).is_file():
+        return None
+    opener: Callable[..., Any] = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            return sum(1 for line in f if line.strip())
+    except OSError:
+        return None
+
+
+def _codes() -> dict[str, str]:
+    """Normalised rules quota name -> the Service Quotas code a source gives for it."""
+    tables = default_catalog().provider_data("bedrock").get("service_quotas", {})
+    return {_norm(t["quota"]): t["code"] for t in tables.values() if t.get("code")}
+
+
+def _match(name: str, code: str | None, model_id: str, listed: list[dict[str, Any]]) -> Any:
+    """The listed quota that is the rules' quota `name`: by code, by name, else the one listed
+    name holding every word of it (several: the one naming most of the model id's words).
+    Returns a quota dict, None when none matches, or a list of the names when several do."""
+    if code:
+        for quota in listed:
+            if quota.get("QuotaCode") == code:
+                return quota
+    for quota in listed:
+        if _norm(str(quota.get("QuotaName", ""))) == _norm(name):
+            return quota
+    wanted = _words(name)
+    found = [q for q in listed if wanted <= _words(str(q.get("QuotaName", "")))]
+    if len(found) > 1:
+        model = set(re.findall(r"[a-z0-9]+", model_id.lower()))
+        score = {id(q): len(model & _words(str(q.get("QuotaName", "")))) for q in found}
+        best = max(score.values())
+        found = [q for q in found if score[id(q)] == best]
+    if len(found) > 1:
+        return [str(q.get("QuotaName")) for q in found]
+    return found[0] if found else None
+
+
+def _service_quotas(
+    backend: BedrockBackend, job: PreparedJob, region: str, issues: list[Issue]
+) -> None:
+    rules = job.rules
+    if rules is None or not rules.quotas:
+        return  # no default quota to ask about: no call
+    train, val = count_records(job.training_file), count_records(job.validation_file) or 0
+    if train is None:
+        return  # the records are not here to count
+    needs: dict[str, dict[str, Any]] = {}  # quota name -> fields, records needed, default
+    for field, name in rules.quotas.items():
+        counted = _COUNTED.get(field)
+        if counted is None:
+            continue
+        entry = needs.setdefault(name, {"fields": [], "need": 0, "default": None})
+        entry["sides"] = "training + validation" if val else "training"
+        entry["fields"].append(field)
+        entry["need"] = max(entry["need"], counted(train, val))
+        value = getattr(rules, field, None)
+        if isinstance(value, int) and (entry["default"] is None or value < entry["default"]):
+            entry["default"] = value
+    if not needs:
+        return
+    client = backend.client("service-quotas")
+
+    def listed() -> list[dict[str, Any]]:
+        pages = client.get_paginator("list_service_quotas").paginate(ServiceCode="bedrock")
+        return [q for page in pages for q in page.get("Quotas", [])]
+
+    try:
+        quotas = _ask(backend, "ListServiceQuotas", listed)
+    except ProviderError as exc:
+        names = ", ".join(repr(n) for n in needs)
+        issues.append(
+            _not_checked(
+                f"this account's Bedrock record quotas ({names})",
+                exc,
+                "servicequotas:ListServiceQuotas",
+            )
+        )
+        return
+    codes = _codes()
+    for name, entry in needs.items():
+        _one_quota(job, rules, region, name, codes.get(_norm(name)), entry, quotas, issues)
+
+
+def _one_quota(
+    job: PreparedJob,
+    rules: Any,
+    region: str,
+    name: str,
+    code: str | None,
+    entry: dict[str, Any],
+    quotas: list[dict[str, Any]],
+    issues: list[Issue],
+) -> None:
+    fields, need, default = entry["fields"], entry["need"], entry["default"]
+    found = _match(name, code, job.model_id, quotas)
+    if not isinstance(found, dict) or found.get("Value") is None:
+        if isinstance(found, list):
+            why = f"several quotas match it: {'; '.join(found)}"
+        elif isinstance(found, dict):
+            reason = found.get("ErrorReason") or {}
+            why = f"no applied value ({reason.get('ErrorCode')}: {reason.get('ErrorMessage')})"
+        else:
+            why = "Service Quotas lists no such quota for service bedrock"
+        issues.append(
+            _issue(
+                "preflight_not_checked",
+                f"quotas.{fields[0]}",
+                f"could not check the quota {name!r} in {region} ({why}); look up its applied "
+                "value in the Service Quotas console (service: Amazon Bedrock) and declare it "
+                f"if it is raised: quotas={{{fields[0]!r}: N}}",
+                warn=True,
+            )
+        )
+        return
+    applied = int(found["Value"])
+    qcode = found.get("QuotaCode") or code or "?"
+    declared = [rules.declared_quotas[f] for f in fields if f in rules.declared_quotas]
+    sides = entry["sides"]
+    if need > applied:
+        issues.append(
+            _issue(
+                "service_quota_exceeded",
+                f"quotas.{fields[0]}",
+                f"the job has {need:,} records ({sides}) but this account's applied value of "
+                f"the Service Quotas quota {found.get('QuotaName') or name!r} (code {qcode}) in "
+                f"{region} is {applied:,}; Bedrock would refuse the job after the upload. Fix: "
+                "request an increase in the Service Quotas console (service: Amazon Bedrock, "
+                f"quota code {qcode}) or with `aws service-quotas "
+                f"request-service-quota-increase --service-code bedrock --quota-code {qcode} "
+                f"--desired-value {need}`, or train on at most {applied:,} records",
+            )
+        )
+    elif default is not None and applied > default and not declared:
+        over = (
+            f"; the job's {need:,} records are over that default, so validation refuses them "
+            "until you declare it"
+            if need > default
+            else ""
+        )
+        issues.append(
+            _issue(
+                "service_quota_not_declared",
+                f"quotas.{fields[0]}",
+                f"this account's applied value of the quota {found.get('QuotaName') or name!r} "
+                f"(code {qcode}) in {region} is {applied:,}, above the default {default:,} that "
+                f"validation uses unless the job declares your value{over}. Declare it: quotas={{{fields[0]!r}: "
+                f"{applied}}} (CLI: --quota {fields[0]}={applied})",
+                warn=True,
             )
         )

@@ -12,7 +12,9 @@ deployments and Converse. `FakeBedrock` adds a status driver (`complete`, `fail`
 `auto_complete_after=N` polls, which walks validating -> queued -> running -> Completed and
 writes the metrics CSVs into the job's output prefix), fault injection (`inject`: 429 with
 `Retry-After`, 500, 503, a dropped connection, a slow answer; before or after the work), a request log
-(`requests`, `count`, `s3_writes`) and `reset`. moto is imported when a `FakeBedrock` starts, so
+(`requests`, `count`, `s3_writes`) and `reset`. The account's Service Quotas for Bedrock
+(`bedrock_fake_quotas`): `set_service_quota(name_or_code, value)` sets an applied value,
+`service_quotas_denied = True` refuses ListServiceQuotas. moto is imported when a `FakeBedrock` starts, so
 `finetune_hub.testing` stays importable without it. With pytest use the `fake_bedrock` fixture.
 """
 
@@ -110,6 +112,10 @@ class FakeBedrock:
         self.chats: list[dict[str, Any]] = []
         self.faults: list[Fault] = []
         self._progress: dict[str, _Progress] = {}
+        #: Service Quotas: quota code -> the account's applied value (else the rules' default)
+        self.service_quota_values: dict[str, int] = {}
+        #: True: ListServiceQuotas answers AccessDeniedException
+        self.service_quotas_denied = False
         self._lock = threading.Lock()
         self._in_flight = 0
         self._server: Any = None
@@ -158,6 +164,8 @@ class FakeBedrock:
         self.chats.clear()
         self.faults.clear()
         self._progress.clear()
+        self.service_quota_values.clear()
+        self.service_quotas_denied = False
 
     # -- helpers for tests ------------------------------------------------------------------------
     @property
@@ -197,6 +205,22 @@ class FakeBedrock:
         from .bedrock_fake_ext import store
 
         return list(store(self.backend, "pt").values())
+
+    def set_service_quota(self, name_or_code: str, value: int) -> str:
+        """Set this account's applied value of a Bedrock quota, named by its code (L-3B82104D)
+        or its name (as Service Quotas lists it, or as the rules' `quotas` write it); returns
+        its code. ListServiceQuotas answers it from then on; `reset()` restores the default."""
+        from .bedrock_fake_quotas import default_quotas, find_quota
+
+        code = str(find_quota(default_quotas(self.region), name_or_code)["QuotaCode"])
+        self.service_quota_values[code] = int(value)
+        return code
+
+    def service_quotas(self) -> list[dict[str, Any]]:
+        """The Bedrock quotas ListServiceQuotas lists now (ServiceQuota dicts)."""
+        from .bedrock_fake_quotas import listed
+
+        return listed(self)
 
     def count(self, operation: str) -> int:
         return sum(1 for r in self.requests if r.operation == operation)
@@ -362,7 +386,7 @@ class FakeBedrock:
             path = environ.get("PATH_INFO", "")
             m = _CRED.search(environ.get("HTTP_AUTHORIZATION", ""))
             service = m.group(2) if m else "other"
-            operation = _operation(service, method, path)
+            operation = _operation(service, method, path, environ.get("HTTP_X_AMZ_TARGET", ""))
             req = Request(service=service, operation=operation, method=method, path=path)
             if not path.startswith("/moto-api"):
                 self.requests.append(req)
@@ -451,9 +475,11 @@ class FakeBedrock:
         return [body]
 
 
-def _operation(service: str, method: str, path: str) -> str:
+def _operation(service: str, method: str, path: str, target: str = "") -> str:
     if service == "s3":
         return f"s3:{method}"
+    if service == "servicequotas" and target:  # JSON protocol: the operation is in X-Amz-Target
+        return target.rsplit(".", 1)[-1]
     for verb, pattern, name in _OPERATIONS:
         if verb == method and re.fullmatch(pattern, path):
             return name

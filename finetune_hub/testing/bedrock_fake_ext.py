@@ -6,7 +6,8 @@ Throughput CRUD (Creating -> InService on the first read), on-demand custom mode
 (Creating -> Active), ListFoundationModels over a small catalogue (`FOUNDATION_MODELS`, or the
 active fake's `foundation_models` when set; filters byProvider and byCustomizationType), a
 Converse stand-in on bedrock-runtime whose reply comes from the active `FakeBedrock`, and (in
-`bedrock_fake_access`) GetFoundationModel, model access and IAM policy simulation.
+`bedrock_fake_access`) GetFoundationModel, model access and IAM policy simulation, and (in
+`bedrock_fake_quotas`) Service Quotas' ListServiceQuotas for service code "bedrock".
 """
 
 from __future__ import annotations
@@ -107,9 +108,13 @@ def apply() -> None:
     BedrockResponse.delete_custom_model_deployment = _delete_dep
     BedrockResponse.list_foundation_models = _list_foundation_models
     BedrockRuntimeResponse.converse = _converse
-    from . import bedrock_fake_access  # GetFoundationModel, model access, IAM simulation
+    from . import (
+        bedrock_fake_access,  # GetFoundationModel, model access, IAM simulation
+        bedrock_fake_quotas,  # Service Quotas' ListServiceQuotas for "bedrock"
+    )
 
     bedrock_fake_access.apply()
+    bedrock_fake_quotas.apply()
 
 
 def store(backend: BedrockBackend, kind: str) -> dict[str, dict[str, Any]]:
