@@ -16,12 +16,13 @@ SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
 TITAN = "amazon.titan-text-lite-v1:0:4k"
 
 
-def bedrock_job(fake, tmp_path, *, base_model=TITAN, **options) -> fh.TuningJob:
+def bedrock_job(fake, tmp_path, *, base_model=TITAN, quotas=None, **options) -> fh.TuningJob:
     job = fh.TuningJob(
         provider="bedrock",
         base_model=base_model,
         training_file=SAMPLES / "prompt_completion_ja.jsonl",
         options={"role_arn": fake.role_arn, "s3_uri": fake.s3_uri, **options},
+        quotas=quotas,
         store=fh.JobStore(tmp_path / "store"),
     )
     job.sleep = lambda s: None
@@ -189,17 +190,15 @@ def test_quotas_that_cannot_be_read_are_not_checked_and_the_rest_still_runs(
 
 
 def test_a_declared_quota_is_not_asked_to_be_declared_again(fake_bedrock, tmp_path):
-    # The backend sees declared quotas on the prepared job's rules (`declared_quotas`).
-    from finetune_hub.rules import resolve
-
+    # TuningJob(quotas=...) reaches the backend on the prepared job's rules (jobs/prepare.py)
     fake_bedrock.set_service_quota(TITAN_LITE_QUOTA, 20000)
-    job = quota_job(fake_bedrock, tmp_path, 10_050)
-    prepared = job.prepare()
-    prepared.rules = resolve("bedrock", TITAN, "sft", quotas={"max_training_records": 20000})[0]
-    assert job.backend.preflight(prepared) == []
-    prepared.rules = resolve("bedrock", TITAN, "sft", quotas={"max_training_records": 30000})[0]
+    job = quota_job(fake_bedrock, tmp_path, 10_050, quotas={"max_training_records": 20000})
+    assert job.prepare().rules.max_training_records == 20000
+    report = job.preflight()
+    assert report.issues == [], str(report)
     fake_bedrock.set_service_quota(TITAN_LITE_QUOTA, 10_040)  # declared more than applied
-    (issue,) = job.backend.preflight(prepared)
+    declared = quota_job(fake_bedrock, tmp_path, 10_050, quotas={"max_training_records": 30000})
+    (issue,) = declared.preflight().errors
     assert issue.code == "service_quota_exceeded" and "10,040" in issue.message
 
 

@@ -18,7 +18,9 @@ from finetune_hub.rules import default_catalog, resolve
 
 def prepare_job(spec: JobSpec, job_id: str) -> PreparedJob:
     """The `PreparedJob` for `spec` under the local id `job_id`."""
-    rules, _ = resolve(spec.provider, spec.base_model, spec.method)
+    # the user's declared (raised) quotas, as validation used them: a backend's own checks
+    # (Bedrock's preflight of Service Quotas) then compare with what the user said
+    rules, _ = resolve(spec.provider, spec.base_model, spec.method, quotas=spec.quotas or None)
     values = check_hyperparameters(spec.hyperparameters, rules).provider_values
     return PreparedJob(
         job_id=job_id,
