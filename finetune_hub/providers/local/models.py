@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 import re
 import shutil
@@ -44,6 +45,18 @@ CHATML_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content']"
     " + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
+
+
+class _NoHubKernelNotice(logging.Filter):
+    """Drops bitsandbytes' import-time notice that it could not fetch an optional CPU kernel from
+    the Hugging Face Hub (`pip install kernels`): this backend never fetches code from a hub, and
+    the notice shows on every run, 4-bit or not. Its other messages pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "kernels-community" not in str(record.msg)
+
+
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_NoHubKernelNotice())
 
 
 def offline() -> None:
