@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from local_support import LOCAL_QUESTIONS, write_tiny_chat  # noqa: E402
+from local_support import LOCAL_QUESTIONS, crash_rank1_at, write_tiny_chat  # noqa: E402
 
 from finetune_hub.providers.local.runner import RunDir, pid_alive, write_json_atomic  # noqa: E402
 from finetune_hub.providers.local.tiny import build_tiny_model  # noqa: E402
@@ -154,23 +153,6 @@ def test_fsdp_checkpoint_round_trip_of_the_sharded_optimizer_state(tmp_path, tin
 
 # -- end to end: crash, resume, the same run ------------------------------------------------------
 
-SITECUSTOMIZE = """
-import os
-
-if os.environ.get("RANK") == "1" and os.environ.get("FH_TEST_CRASH_AT_FORWARD"):
-    from finetune_hub.providers.local import train
-
-    _forward, _calls = train.Trainer._forward, []
-
-    def _crashing_forward(self, batch):
-        _calls.append(1)
-        if len(_calls) == int(os.environ["FH_TEST_CRASH_AT_FORWARD"]):
-            raise RuntimeError("injected crash in rank 1")
-        return _forward(self, batch)
-
-    train.Trainer._forward = _crashing_forward
-"""
-
 
 def _one_process(path: Path, tiny) -> RunDir:
     """The reference: one process, batch 8 (the same global batch), in this process."""
@@ -207,12 +189,7 @@ def test_an_fsdp_run_that_crashed_resumes_from_its_checkpoint_as_if_never_stoppe
     import finetune_hub as fh
     from finetune_hub.providers.local.backend import LocalBackend
 
-    hooks = tmp_path / "hooks"
-    hooks.mkdir()
-    (hooks / "sitecustomize.py").write_text(textwrap.dedent(SITECUSTOMIZE))
-    pythonpath = os.pathsep.join(p for p in (str(hooks), os.environ.get("PYTHONPATH")) if p)
-    monkeypatch.setenv("PYTHONPATH", pythonpath)
-    monkeypatch.setenv("FH_TEST_CRASH_AT_FORWARD", "3")  # step 3, after checkpoint-2
+    crash_rank1_at(3, tmp_path / "hooks", monkeypatch)  # step 3, after checkpoint-2
     options = {
         "output_dir": str(tmp_path / "runs"),
         "num_threads": 1,

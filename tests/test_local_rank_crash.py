@@ -305,39 +305,17 @@ def test_the_crashed_ranks_are_read_from_torchruns_report(tmp_path):
 
 # -- end to end: a real 2-process run of the tiny model -----------------------------------------
 
-SITECUSTOMIZE = """
-import os
-
-if os.environ.get("RANK") == "1" and os.environ.get("FH_TEST_CRASH_AT_FORWARD"):
-    from finetune_hub.providers.local import train
-
-    _forward, _calls = train.Trainer._forward, []
-
-    def _crashing_forward(self, batch):
-        _calls.append(1)
-        if len(_calls) == int(os.environ["FH_TEST_CRASH_AT_FORWARD"]):
-            raise RuntimeError("injected crash in rank 1")
-        return _forward(self, batch)
-
-    train.Trainer._forward = _crashing_forward
-"""
-
 
 def test_a_real_two_process_run_whose_rank_1_crashes_fails_and_resumes(tmp_path, monkeypatch):
     pytest.importorskip("peft")
-    from local_support import LOCAL_QUESTIONS, write_tiny_chat
+    from local_support import LOCAL_QUESTIONS, crash_rank1_at, write_tiny_chat
 
     import finetune_hub as fh
     from finetune_hub.providers.local.backend import LocalBackend
     from finetune_hub.providers.local.tiny import build_tiny_model
 
     model = build_tiny_model(tmp_path / "model", [*LOCAL_QUESTIONS, "yes, gozaru!"])
-    hooks = tmp_path / "hooks"
-    hooks.mkdir()
-    (hooks / "sitecustomize.py").write_text(textwrap.dedent(SITECUSTOMIZE))
-    path = os.pathsep.join(p for p in (str(hooks), os.environ.get("PYTHONPATH")) if p)
-    monkeypatch.setenv("PYTHONPATH", path)
-    monkeypatch.setenv("FH_TEST_CRASH_AT_FORWARD", "3")  # step 3, after checkpoint-2
+    crash_rank1_at(3, tmp_path / "hooks", monkeypatch)  # step 3, after checkpoint-2
     options = {"output_dir": str(tmp_path / "runs"), "num_threads": 1, "num_processes": 2}
     job = fh.TuningJob(
         provider="local",
