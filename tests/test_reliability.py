@@ -48,7 +48,9 @@ def test_a_slow_create_seen_late_by_the_look_up_makes_one_job(fake_provider, tmp
     assert sum(clock.slept) < job.lookup_window  # found inside the window, not after it
 
 
-def test_a_create_refused_before_taking_effect_is_sent_again_after_the_window(fake_provider, tmp_path):
+def test_a_create_refused_before_taking_effect_is_sent_again_after_the_window(
+    fake_provider, tmp_path
+):
     clock = Clock()
     fake_provider.fail_next("create", status_code=503)
     job = make_job("fake", tmp_path, clock)
@@ -68,9 +70,13 @@ def test_a_definite_refusal_needs_no_window(fake_provider, tmp_path):
     assert len(fake_provider.jobs) == 1 and sum(clock.slept) < job.lookup_window
 
 
-def test_a_window_without_answers_stops_instead_of_creating_again(fake_provider, tmp_path, monkeypatch):
+def test_a_window_without_answers_stops_instead_of_creating_again(
+    fake_provider, tmp_path, monkeypatch
+):
     clock = Clock()
-    fake_provider.fail_next("create", status_code=None, message="connection dropped", hidden_for=1000)
+    fake_provider.fail_next(
+        "create", status_code=None, message="connection dropped", hidden_for=1000
+    )
     job = make_job("fake", tmp_path, clock)
     backend_find = type(job.backend).find
 
@@ -126,7 +132,9 @@ def test_an_ambiguous_deploy_makes_one_deployment(fake_provider, tmp_path):
     model = job.wait(poll_interval=0.01, progress=False)
     fake_provider.fail_next("deploy", status_code=502, hidden_for=3)
     deployment = model.deploy(confirm_cost=True)
-    assert fake_provider.deployments_made == 1 and list(fake_provider.deployments) == [deployment.name]
+    assert fake_provider.deployments_made == 1 and list(fake_provider.deployments) == [
+        deployment.name
+    ]
     assert deployment.wait_ready(poll_interval=0.01) is fh.DeploymentStatus.READY
 
 
@@ -169,7 +177,11 @@ def test_secrets_never_show_in_a_job_description():
         provider="azure-openai",
         base_model="gpt-4.1-mini",
         training_file="t.jsonl",
-        options={"api_key": "sk-TOPSECRET", "management_token": "tok-TOPSECRET", "endpoint": "https://x"},
+        options={
+            "api_key": "sk-TOPSECRET",
+            "management_token": "tok-TOPSECRET",
+            "endpoint": "https://x",
+        },
     )
     for shown in (repr(spec), str(spec), spec.model_dump_json(), json.dumps(spec.shown())):
         assert "TOPSECRET" not in shown and "https://x" in shown
@@ -188,7 +200,12 @@ def test_secrets_never_show_in_a_job_description():
     ],
 )
 def test_wrong_argument_types_name_the_argument(kwargs, argument):
-    args = {"provider": "openai", "base_model": "gpt-4.1-mini", "training_file": "t.jsonl", **kwargs}
+    args = {
+        "provider": "openai",
+        "base_model": "gpt-4.1-mini",
+        "training_file": "t.jsonl",
+        **kwargs,
+    }
     with pytest.raises(fh.JobSpecError, match=argument):
         fh.TuningJob(**args)
 
@@ -227,3 +244,26 @@ def test_attach_keeps_the_data_format_and_the_column_mapping(fake_provider, tmp_
     assert again.spec.mapping == {"prompt": "text", "completion": "output"}
     assert again.spec.format == "prompt_completion"
     assert again.validate().ok  # the raw columns still read as the mapped fields
+
+
+@pytest.mark.parametrize(
+    "name, value, expected",
+    [
+        ("suffix", 5, "suffix must be a string or None, found int (5)"),
+        ("hyperparameters", [1], "hyperparameters must be a mapping of names to values"),
+        ("validation_file", 3, "validation_file must be a path (str or os.PathLike) or None"),
+        ("mapping", "text", "mapping must be a mapping of field names to column names"),
+    ],
+)
+def test_fh_validate_and_tuning_job_word_a_wrong_argument_alike(tmp_path, name, value, expected):
+    """One table (checks/arguments.py) words a wrong type, whichever door the user came in by."""
+    data = tmp_path / "t.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n', encoding="utf-8")
+    common = {"provider": "openai", "base_model": "gpt-4.1-mini", name: value}
+    with pytest.raises(fh.JobSpecError) as by_validate:
+        fh.validate(data, **common)
+    with pytest.raises(fh.JobSpecError) as by_job:
+        fh.TuningJob(training_file=data, **common)
+    where, said = str(by_validate.value).split(": ", 1)
+    assert where == "fh.validate" and expected in said
+    assert str(by_job.value) == f"TuningJob: {said}"

@@ -1,4 +1,4 @@
-"""The types of `fh.validate`'s arguments, checked before anything is read.
+"""The types of `fh.validate`'s and `TuningJob`'s arguments, checked before anything is read.
 
 A wrong type is a `JobSpecError` naming the argument, never an `AttributeError` from deep
 inside the validator (`hyperparameters=[...]`, `suffix=5`, `workers="2"`).
@@ -57,6 +57,9 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "workers": (lambda v: _count(v, 1), "a whole number >= 1"),
     "today": (lambda v: v is None or isinstance(v, dt.date), "a datetime.date or None"),
     "quotas": (_optional_mapping, "a mapping of quota names to whole numbers (a dict) or None"),
+    "mapping": (_optional_mapping, "a mapping of field names to column names (a dict) or None"),
+    "options": (_optional_mapping, "a mapping of provider option names to values (a dict) or None"),
+    "datasets": (_optional_mapping, "a mapping of data set names to paths (a dict) or None"),
 }
 
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from finetune_hub.checks.arguments import check_arguments
 from finetune_hub.jobs.spec import JobSpec
 from finetune_hub.store import JobRecord
 
 
 def spec_from_arguments(**args: Any) -> JobSpec:
-    """The `JobSpec` for `TuningJob(...)`'s arguments; a wrong type names the argument."""
+    """The `JobSpec` for `TuningJob(...)`'s arguments; a wrong type names the argument, in the
+    words `fh.validate` uses for its arguments of the same name (`checks/arguments.py`), and
+    pydantic's for the rest."""
     from pydantic import ValidationError as PydanticValidationError
 
     from finetune_hub.errors import JobSpecError
@@ -29,6 +32,7 @@ def spec_from_arguments(**args: Any) -> JobSpec:
             f"TuningJob needs {', '.join(missing)} (provider, base_model and training_file, "
             "or spec=)"
         )
+    check_arguments(args, where="TuningJob")  # the wording fh.validate uses, for the same names
     for key in ("training_file", "validation_file"):
         if isinstance(args[key], Path):
             args[key] = str(args[key])
