@@ -133,3 +133,58 @@ def test_the_refresh_command_prints_stalls_and_follow_changes_reports_each_once(
     list(fh.follow_changes(store=store, rounds=3, sleep=lambda s: None, on_stall=seen.append,
                            stall_after=0.001))  # fmt: skip
     assert [s.job_id for s in seen] == [job.id]  # a new stall, reported once over three rounds
+
+
+def test_a_spent_time_budget_is_noticed_by_a_refresh_even_while_the_job_moves(
+    fake_provider, tmp_path, caplog
+):
+    from finetune_hub.jobs.guardrails import OVER_KEY
+
+    fake_provider.states = ["queued", *["running"] * 50, "succeeded"]
+    store = fh.JobStore(tmp_path / "store")
+    job = fh.TuningJob(
+        provider="fake", base_model="fake-base-1", training_file=SAMPLES / "chat_gozaru.jsonl",
+        store=store,
+    )  # fmt: skip
+    job.submit(max_duration=2 * HOUR)
+    deadline = dt.datetime.fromisoformat(store.require(job.id).extra["max_duration"]["deadline_at"])
+    never_stalled = {"stall_after": 100 * HOUR}  # this test is about the budget alone
+    early = fh.refresh_all(store=store, now=lambda: deadline - HOUR_DELTA / 60, **never_stalled)
+    assert early.stalled == []
+    with caplog.at_level(logging.WARNING, logger="finetune_hub.guardrails"):
+        for _ in range(2):  # it moves each time (a new event), and is still over budget
+            late = fh.refresh_all(store=store, now=lambda: deadline + HOUR_DELTA, **never_stalled)
+            (notice,) = late.stalled
+    assert notice.kind == "max_duration_exceeded" and not notice.cancelled
+    assert "has run 3h, over its max_duration of 2h" in str(notice)
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+    rec = store.require(job.id)
+    assert OVER_KEY in rec.extra and guardrail_mark(rec) == "over max_duration"
+    assert fake_provider.count("cancel") == 0  # warn only, by default
+
+
+HOUR_DELTA = dt.timedelta(hours=1)
+
+
+def test_on_stall_cancel_cancels_and_records_why_for_a_cron_nobody_watches(
+    fake_provider, tmp_path, capsys
+):
+    from finetune_hub.cli.main import main
+    from finetune_hub.jobs.guardrails import CANCEL_KEY
+
+    store = fh.JobStore(tmp_path / "cli")
+    job = submitted(store)
+    fake_provider.stall()
+    fh.refresh_all(store=store)
+    with_cancel = ["refresh", "--home", str(tmp_path / "cli"), "--stall-after", "0.001"]
+    assert main([*with_cancel, "--on-stall", "cancel"]) == 0
+    out = capsys.readouterr().out
+    assert f"stalled: {job.id} on fake" in out and out.count("; cancelled by finetune_hub") == 1
+    assert fake_provider.count("cancel") == 1
+    rec = store.require(job.id)
+    assert rec.status is fh.JobStatus.CANCELLED and rec.error_code == "stalled"
+    assert "the fake bills nothing" in rec.extra[CANCEL_KEY]["charges"]
+    assert guardrail_mark(rec) == "cancelled: stalled"
+    assert main(with_cancel + ["--on-stall", "cancel"]) == 0  # nothing left: cancelled once
+    assert fake_provider.count("cancel") == 1
+    assert main([*with_cancel, "--on-stall", "stop"]) == 2  # argparse refuses it

@@ -27,18 +27,13 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # -- watch ----------------------------------------------------------------------------------------
 def add_watch_flags(p: argparse.ArgumentParser) -> None:
-    """`--on-stall` and `--stall-after` for `watch`."""
+    """`--on-stall` and `--stall-after` for `watch` and `refresh`."""
     p.add_argument(
         "--on-stall",
         choices=["warn", "cancel"],
         default="warn",
         help="what a stalled job, or one over its max_duration, gets (default: warn)",
     )
-    add_stall_after_flag(p)
-
-
-def add_stall_after_flag(p: argparse.ArgumentParser) -> None:
-    """`--stall-after SECONDS`, for `watch` and `refresh`."""
     p.add_argument(
         "--stall-after",
         type=float,

@@ -28,7 +28,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def add_team_commands(sub: Any) -> None:
     """Register `jobs`, `adopt`, `refresh` and `deployments` on the main parser's subparsers."""
     from finetune_hub.cli.args import parse_hp
-    from finetune_hub.cli.guardrails import add_stall_after_flag
+    from finetune_hub.cli.guardrails import add_watch_flags
 
     option_help = "provider option, repeatable (region=us-east-1)"
 
@@ -80,7 +80,7 @@ def add_team_commands(sub: Any) -> None:
         help="at most N calls a second to provider P, repeatable (default 5)",
     )
     p.add_argument("--watch", type=float, metavar="SECONDS", help="keep refreshing this often")
-    add_stall_after_flag(p)
+    add_watch_flags(p)
     add_store_location(p)
     p.set_defaults(handler=cmd_refresh)
 
@@ -222,6 +222,7 @@ def cmd_refresh(args: argparse.Namespace, console: Console) -> int:
         "concurrency": args.concurrency,
         "rate_limits": rates,
         "stall_after": args.stall_after,
+        "on_stall": args.on_stall,
     }
 
     def show(change: Any) -> None:
@@ -234,7 +235,7 @@ def cmd_refresh(args: argparse.Namespace, console: Console) -> int:
                 store=store,
                 interval=args.watch,
                 on_error=errors.append,
-                on_stall=lambda stall: console.print(f"stalled: {stall}", soft_wrap=True),
+                on_stall=lambda stall: console.print(_guardrail_line(stall), soft_wrap=True),
                 **common,
             ):
                 show(change)
@@ -245,9 +246,15 @@ def cmd_refresh(args: argparse.Namespace, console: Console) -> int:
     for error in result.errors:
         console.print(f"error: {error}", soft_wrap=True)
     for stall in result.stalled:
-        console.print(f"stalled: {stall}", soft_wrap=True)
+        console.print(_guardrail_line(stall), soft_wrap=True)
     console.print(str(result))
     return EXIT_FAILED if result.errors else EXIT_OK
+
+
+def _guardrail_line(notice: Any) -> str:
+    """`stalled: ...` or `over max_duration: ...`, and what --on-stall cancel did."""
+    label = "stalled" if notice.kind == "stalled" else "over max_duration"
+    return f"{label}: {notice}" + ("; cancelled by finetune_hub" if notice.cancelled else "")
 
 
 def cmd_prune(args: argparse.Namespace, console: Console) -> int:

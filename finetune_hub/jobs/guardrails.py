@@ -250,19 +250,9 @@ class StallWatch:
 
     def _cancel(self, kind: str, reason: str) -> JobStatus:
         job = self.job
-        after = job.cancel()
+        after, charges = cancel_for_guardrail(job, kind, reason)
         if after is JobStatus.SUCCEEDED:
             return after  # it finished before the cancel arrived: the wait ends with the model
-        charges = cancel_charges(job.provider)
-        rec = job.store.require(job.id)
-        note = {"kind": kind, "reason": reason, "charges": charges, "at": _now_iso()}
-        job.store.update(
-            job.id,
-            extra={**rec.extra, CANCEL_KEY: note},
-            error=f"cancelled by finetune_hub: {reason}",
-            error_code=kind,
-        )
-        log.warning("%s cancelled (%s); still charged: %s", job.id, kind, charges)
         raise JobFailed(
             job.id,
             job.provider,
@@ -271,6 +261,27 @@ class StallWatch:
             code=kind,
             status=after.value,
         )
+
+
+def cancel_for_guardrail(job: TuningJob, kind: str, reason: str) -> tuple[JobStatus, str]:
+    """Cancel `job` for a guardrail (`kind`: "stalled" or "max_duration_exceeded") and record why
+    and what the provider still charges (`extra.guardrail_cancel`, `error`, `error_code`);
+    returns the state after the cancel and the charges. A job that finished before the cancel
+    arrived is left as it is."""
+    after = job.cancel()
+    charges = cancel_charges(job.provider)
+    if after is JobStatus.SUCCEEDED:
+        return after, charges
+    rec = job.store.require(job.id)
+    note = {"kind": kind, "reason": reason, "charges": charges, "at": _now_iso()}
+    job.store.update(
+        job.id,
+        extra={**rec.extra, CANCEL_KEY: note},
+        error=f"cancelled by finetune_hub: {reason}",
+        error_code=kind,
+    )
+    log.warning("%s cancelled (%s); still charged: %s", job.id, kind, charges)
+    return after, charges
 
 
 # -- what the store shows -------------------------------------------------------------------------

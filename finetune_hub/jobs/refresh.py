@@ -25,7 +25,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from finetune_hub.errors import FinetuneHubError, ProviderError
-from finetune_hub.jobs.stalls import StallNotice, check_stall
+from finetune_hub.jobs.guardrails import ON_STALL, cancel_for_guardrail
+from finetune_hub.jobs.stalls import StallNotice, check_guardrails
 from finetune_hub.status import TERMINAL, JobStatus
 from finetune_hub.store import JobRecord, JobStore
 
@@ -143,6 +144,7 @@ def refresh_all(
     metrics: bool = True,
     on_change: Callable[[JobChange], None] | None = None,
     stall_after: float | None = None,
+    on_stall: str = "warn",
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     now: Callable[[], dt.datetime] = _now,
@@ -157,8 +159,10 @@ def refresh_all(
     changed job comes back.
 
     With `events` on, each unfinished job is also checked for a stall (no state change and no
-    new event for the provider's `stall_after`, or the `stall_after` seconds given): stalled
-    jobs are listed in `result.stalled` and marked in the store, as `wait()` marks them.
+    new event for the provider's `stall_after`, or the `stall_after` seconds given) and for a
+    spent `submit(max_duration=...)`: such jobs are listed in `result.stalled` and marked in the
+    store, as `wait()` marks them. `on_stall="cancel"` also cancels them, recording why and what
+    the provider still charges (`notice.cancelled`), for a cron job that nobody watches.
 
     >>> result = fh.refresh_all(rate_limits={"bedrock": 2})  # doctest: +SKIP
     >>> print(result)  # doctest: +SKIP
@@ -166,6 +170,8 @@ def refresh_all(
     """
     from finetune_hub.jobs.tuning_job import TuningJob
 
+    if on_stall not in ON_STALL:
+        raise ValueError(f"on_stall must be one of {', '.join(ON_STALL)}, not {on_stall!r}")
     store = store or JobStore()
     if job_ids is None:
         records = unfinished_jobs(store, provider)
@@ -214,7 +220,14 @@ def refresh_all(
             gate.acquire()
             store.add_metrics(rec.id, job.metrics())
         now_rec = store.require(rec.id)
-        stall = check_stall(store, now_rec, now=now(), stall_after=stall_after) if events else None
+        stall = (
+            check_guardrails(store, now_rec, now=now(), stall_after=stall_after) if events else None
+        )
+        if stall is not None and on_stall == "cancel":
+            gate.acquire()
+            after, _ = cancel_for_guardrail(job, stall.kind, stall.message)
+            stall.cancelled = after is not JobStatus.SUCCEEDED
+            now_rec = store.require(rec.id)
         if (now_rec.status, now_rec.raw_status) == (rec.status, rec.raw_status):
             return None, new_events, stall
         change = JobChange(

@@ -1,12 +1,14 @@
-"""Stalls seen from the store, for `refresh_all` (cron, dashboards, `finetune-hub refresh`):
-no `wait()` needs to be running for a stuck job to be noticed.
+"""Stalls and spent time budgets seen from the store, for `refresh_all` (cron, dashboards,
+`finetune-hub refresh`): no `wait()` needs to be running for a stuck job to be noticed.
 
 A job is stalled when neither its state nor its event log has moved for the provider's
 `stall_after` (the same rule as `wait()`'s, `[guardrails.stall]` in the rules data). The last
 move is the latest of: the job's submission, its last recorded state change, its newest stored
 event. A stall found here is written to the store exactly as `wait()` writes one
 (`extra.stalled`), so `finetune-hub jobs`, the dashboard and `guardrail_mark` show it, and it is
-cleared once the job moves again. Nothing is cancelled here: `wait(on_stall="cancel")` does that.
+cleared once the job moves again. A job past its `submit(max_duration=...)` deadline is noticed
+the same way (`extra.over_max_duration`), moving or not. Nothing is cancelled here:
+`refresh_all(on_stall="cancel")` and `wait(on_stall="cancel")` do that with what this finds.
 
 >>> notice = check_stall(store, store.require("ftj_1a2b3c4d5e6f"))  # doctest: +SKIP
 >>> print(notice)  # doctest: +SKIP
@@ -20,7 +22,16 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from finetune_hub.jobs.guardrails import STALL_KEY, human, log, stall_rule
+from finetune_hub.jobs.guardrails import (
+    BUDGET_KEY,
+    OVER_BUDGET,
+    OVER_KEY,
+    STALL_KEY,
+    STALLED,
+    human,
+    log,
+    stall_rule,
+)
 from finetune_hub.status import JobEvent, JobStatus
 
 if TYPE_CHECKING:
@@ -28,8 +39,10 @@ if TYPE_CHECKING:
 
 
 class StallNotice(BaseModel):
-    """One job found stalled: for how long, against which rule, and the message shown."""
+    """One job found stalled (`kind` "stalled") or past its time budget
+    ("max_duration_exceeded"): for how long, against which rule, and the message shown."""
 
+    kind: str = STALLED
     job_id: str
     provider: str
     status: JobStatus
@@ -39,6 +52,7 @@ class StallNotice(BaseModel):
     stall_after_s: float
     message: str
     first_seen: bool = False  # this check noticed it (and warned); later checks repeat it quietly
+    cancelled: bool = False  # refresh_all(on_stall="cancel") cancelled the job for it
 
     def __str__(self) -> str:
         return self.message
@@ -129,3 +143,61 @@ def _moved_after(note: dict, since: dt.datetime) -> bool:
 
 def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def check_budget(
+    store: JobStore, record: JobRecord, *, now: dt.datetime | None = None
+) -> StallNotice | None:
+    """The job's spent time budget (`submit(max_duration=...)`), noted in the store the first
+    time it is seen (a warning), or None: no budget, not yet spent, or the job has ended.
+
+    >>> check_budget(store, record, now=later)  # doctest: +SKIP
+    StallNotice(kind='max_duration_exceeded', job_id='ftj_...', ...)
+    """
+    budget = record.extra.get(BUDGET_KEY)
+    if record.status.is_terminal or not isinstance(budget, dict):
+        return None
+    try:
+        deadline = _aware(dt.datetime.fromisoformat(str(budget["deadline_at"])))
+        allowed = float(budget["seconds"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    now = _aware(now or dt.datetime.now(dt.UTC))
+    if now < deadline:
+        return None
+    spent = allowed + (now - deadline).total_seconds()
+    message = (
+        f"{record.id} on {record.provider} has run {human(spent)}, over its max_duration of "
+        f"{human(allowed)} (still {record.status.value})"
+    )
+    notice = StallNotice(
+        kind=OVER_BUDGET,
+        job_id=record.id,
+        provider=record.provider,
+        status=record.status,
+        raw_status=record.raw_status,
+        since_at=deadline - dt.timedelta(seconds=allowed),
+        stalled_for_s=spent,
+        stall_after_s=allowed,
+        message=message,
+    )
+    if OVER_KEY not in record.extra:
+        notice.first_seen = True
+        log.warning("%s", message)
+        note = {"noticed_at": now.isoformat(), "message": message}
+        store.update(record.id, extra={**record.extra, OVER_KEY: note})
+    return notice
+
+
+def check_guardrails(
+    store: JobStore,
+    record: JobRecord,
+    *,
+    now: dt.datetime | None = None,
+    stall_after: float | None = None,
+) -> StallNotice | None:
+    """A spent time budget first (it counts even while the job moves), else a stall."""
+    over = check_budget(store, record, now=now)
+    if over is not None:
+        return over
+    return check_stall(store, store.require(record.id), now=now, stall_after=stall_after)
