@@ -203,3 +203,25 @@ def test_jobs_marks_a_job_while_it_is_stalled(fake_provider, tmp_path, capsys, m
     clock.hooks.append(list_when_stalled)
     job.wait(poll_interval=60, max_interval=300, progress=False)
     assert listed and "stalled 1h" in listed[0]
+
+
+def test_wait_all_holds_each_job_to_its_guardrails_and_the_others_go_on(fake_provider, tmp_path):
+    store = fh.JobStore(tmp_path / "store")
+    train = SAMPLES / "chat_gozaru.jsonl"
+    fake_provider.states = ["queued", *["running"] * 100_000, "succeeded"]  # never ends by itself
+    endless = fh.TuningJob(
+        provider="fake", base_model="fake-base-1", training_file=train, store=store
+    )
+    endless.submit(max_duration=0.2)  # seconds, on the real clock: the wait polls every 10 ms
+    fake_provider.states = ["queued", "running", "succeeded"]
+    quick = fh.TuningJob(
+        provider="fake", base_model="fake-base-1", training_file=train, store=store
+    )
+    quick.submit()
+    over, done = fh.wait_all(
+        [endless, quick], poll_interval=0.01, max_interval=0.01, on_stall="cancel"
+    )
+    assert isinstance(over, fh.JobFailed) and over.code == "max_duration_exceeded"
+    assert isinstance(done, fh.TunedModel)
+    assert store.require(endless.id).status is fh.JobStatus.CANCELLED
+    assert fake_provider.count("cancel") == 1

@@ -128,18 +128,27 @@ def wait_all(
     poll_interval: float = 10.0,
     max_interval: float = 60.0,
     concurrency: int = 8,
+    on_stall: str = "warn",
+    stall_after: float | dt.timedelta | None = None,
 ) -> list[TunedModel | BaseException]:
     """Follow many jobs at once, at most `concurrency` provider calls in flight; returns, per job,
     its `TunedModel` or the exception that ended its wait (`JobFailed`, `WaitTimeout`, ...).
+    `on_stall` and `stall_after` hold each job to the guardrails as `wait()` does: a job
+    cancelled for a stall or a spent `max_duration` ends with its `JobFailed`, the others go on.
 
-    >>> results = fh.wait_all([job_a, job_b], timeout=3600)  # doctest: +SKIP
+    >>> results = fh.wait_all([job_a, job_b], timeout=3600, on_stall="cancel")  # doctest: +SKIP
     """
 
     async def run() -> list[TunedModel | BaseException]:
         gate = asyncio.Semaphore(concurrency)
         waits = (
             job.wait_async(
-                timeout, poll_interval=poll_interval, max_interval=max_interval, gate=gate
+                timeout,
+                poll_interval=poll_interval,
+                max_interval=max_interval,
+                gate=gate,
+                on_stall=on_stall,
+                stall_after=stall_after,
             )
             for job in jobs
         )
