@@ -71,6 +71,25 @@ def test_a_failed_delete_is_reported_and_tried_again_next_time(model, fake_provi
     assert second[0].status == "deleted" and fake_provider.count("undeploy") == 2
 
 
+@pytest.mark.parametrize("operation", ["get_deployment", "deploy"])
+def test_a_deploy_refused_before_anything_was_made_is_not_listed_as_billing(
+    model, fake_provider, operation
+):
+    """A sign-in failure on the look-up, or a create the provider refused (403), made nothing:
+    the record is failed, not a `creating` deployment that `finetune-hub deployments` bills."""
+    from finetune_hub.jobs.housekeeping import billing_deployments
+
+    store = model.job.store
+    fake_provider.fail_next(operation, status_code=403, message="sign-in failed")
+    with pytest.raises(fh.ProviderError, match="sign-in failed"):
+        model.deploy(confirm_cost=True, ttl=60)
+    assert not fake_provider.deployments
+    assert billing_deployments(store) == []
+    assert fh.reap_expired(store, dry_run=True, now=later(1)) == []
+    again = model.deploy(confirm_cost=True)  # a later deploy goes ahead as usual
+    assert [b.record.name for b in billing_deployments(store)] == [again.name]
+
+
 def test_the_cli_lists_expired_deployments_and_reaps_after_a_dry_run(
     model, fake_provider, tmp_path, capsys, monkeypatch
 ):

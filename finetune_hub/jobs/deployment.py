@@ -102,7 +102,19 @@ class Deployment:
             clock=job.clock,
             resume_hint=f"Check with `finetune-hub deployments`; deploying {name!r} again resumes.",
         )
-        info = job._call("deploy", guard)
+        try:
+            info = job._call("deploy", guard)
+        except Exception:
+            # No create in flight (never sent, or refused): nothing exists to bill or delete. A
+            # new record is closed as failed, so `deployments` and `reap` do not list it; one
+            # that was live before this call is left as it was.
+            if not live and guard.attempted_at is None:
+                job.store.update_deployment(
+                    record_id,
+                    status=DeploymentStatus.FAILED.value,
+                    deleted_at=dt.datetime.now(dt.UTC),
+                )
+            raise
         record = job.store.update_deployment(
             record_id,
             status=info.status.value,
