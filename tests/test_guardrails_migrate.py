@@ -161,3 +161,17 @@ def test_the_cli_plans_then_migrates(successor_rules, tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["submitted"] and data["job"]["extra"][FROM_KEY]["from_job"] == rec.id
     assert len(successor_rules.jobs) == 1
+
+
+def test_the_cli_names_its_own_flag_when_the_rules_have_no_replacement(
+    successor_rules, tmp_path, capsys
+):
+    home = tmp_path / "store"
+    store = fh.JobStore(home)
+    rec = store.create(
+        JobRecord(provider="fake", base_model="fake-new-1", training_file=str(CHAT),
+                  provider_job_id="fakejob-new", status=fh.JobStatus.SUCCEEDED)
+    )  # fmt: skip
+    assert main(["migrate", rec.id, "--home", str(home), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "no replacement" in err and "--to MODEL" in err and "to=" not in err

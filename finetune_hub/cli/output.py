@@ -63,6 +63,7 @@ _RULES: list[tuple[re.Pattern[str], Any]] = [
     (re.compile(r"\bsource_format=(?!\w)"), lambda m: "--from FORMAT"),
     (re.compile(r"\bdeploy\(confirm_cost=True\)"), lambda m: "finetune-hub deploy --yes"),
     (re.compile(r"\bconfirm_commitment=True\b"), lambda m: "--option confirm_commitment=true"),
+    (re.compile(r"\bpass to=(?!\w)"), lambda m: "pass --to MODEL"),
     (re.compile(r"\bmax_cost=([\d.]+)"), lambda m: f"--max-cost {m[1]}"),
     (re.compile(r"\bmax_hourly_cost=([\d.]+)"), lambda m: f"--max-hourly-cost {m[1]}"),
     (re.compile(r"\s*\(command line: [^)]*\)"), lambda m: ""),
