@@ -434,29 +434,13 @@ def test_local_backend():
     assert not notes
 
 
-def test_no_fact_is_dated_after_today():
+def test_no_fact_is_dated_after_today(fake_provider):
     """A fact's `as_of` is the day it was read: never a day still to come (several once said
-    2026-12-01 on 2026-11-30)."""
-    import finetune_hub
+    2026-12-01 on 2026-11-30). The fake provider's rules are registered by its fixture."""
+    from finetune_hub import registry
+    from finetune_hub.rules import default_catalog
 
-    def dates(node, where):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "as_of":
-                    yield where, value
-                else:
-                    yield from dates(value, f"{where}.{key}")
-        elif isinstance(node, list):
-            for i, value in enumerate(node):
-                yield from dates(value, f"{where}[{i}]")
-
-    package = Path(finetune_hub.__file__).parent
-    files = [*package.glob("rules/*.toml"), *package.glob("testing/*.toml")]
-    found = [
-        (where, value)
-        for path in files
-        for where, value in dates(tomllib.loads(path.read_text(encoding="utf-8")), path.name)
-    ]
-    assert len(found) > 20
-    late = [(w, v) for w, v in found if isinstance(v, dt.date) and v > dt.date.today()]
-    assert late == []
+    catalog = default_catalog()
+    found = [(p, w, prov.as_of) for p in registry.names() for w, prov in catalog.facts(p)]
+    assert len(found) > 20 and any(p == "fake" for p, _, _ in found)
+    assert [f for f in found if f[2] > dt.date.today()] == []
