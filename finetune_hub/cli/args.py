@@ -83,6 +83,19 @@ def parse_mapping(text: str) -> tuple[str, str]:
     return field.strip(), column.strip()
 
 
+def add_quota_flag(p: argparse.ArgumentParser) -> None:
+    """`--quota K=N` (repeatable) on a command that checks data against a provider's default
+    quotas; the command passes `quotas=dict(args.quota) or None` on."""
+    p.add_argument(
+        "--quota",
+        action="append",
+        type=parse_quota,
+        default=[],
+        metavar="K=N",
+        help="your account's raised default quota, repeatable (max_training_records=20000)",
+    )
+
+
 def add_map_flag(p: argparse.ArgumentParser) -> None:
     """`--map FIELD=COLUMN` (repeatable) on a command that reads data through a column mapping;
     the command passes `mapping=dict(args.map) or None` on."""

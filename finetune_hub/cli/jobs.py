@@ -29,7 +29,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def add_job_commands(sub: Any) -> None:
     """Register the job subcommands on the main parser's subparsers."""
-    from finetune_hub.cli.args import add_map_flag, parse_dataset, parse_hp, parse_quota
+    from finetune_hub.cli.args import add_map_flag, add_quota_flag, parse_dataset, parse_hp
 
     p = sub.add_parser(
         "submit", help="validate, upload and submit a job (from a job file or flags)"
@@ -75,14 +75,7 @@ def add_job_commands(sub: Any) -> None:
         metavar="K=V",
         help="provider option (repeatable)",
     )
-    p.add_argument(
-        "--quota",
-        action="append",
-        type=parse_quota,
-        default=[],
-        metavar="K=N",
-        help="your account's raised default quota, repeatable (max_training_records=20000)",
-    )
+    add_quota_flag(p)
     p.add_argument("--wait", action="store_true", help="follow the job until it ends")
     p.add_argument(
         "--poll-interval",

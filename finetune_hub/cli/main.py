@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 from finetune_hub.cli.args import (
     UsageError,
     add_map_flag,
+    add_quota_flag,
     parse_hp,
-    parse_quota,
     parse_size,
     parse_value,
     positive_int,
@@ -80,10 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", help="data format (default: detected), see `formats`")
     add_map_flag(p)
     p.add_argument("--suffix", help="fine-tuned model name suffix to check")
-    quota_help = "your account's raised default quota, repeatable (max_training_records=20000)"
-    p.add_argument(
-        "--quota", action="append", type=parse_quota, default=[], metavar="K=N", help=quota_help
-    )
+    add_quota_flag(p)
     p.add_argument("--tokenizer", metavar="SPEC", help="o200k_base, chars:4:1, hf:PATH, ...")
     p.add_argument(
         "--workers", type=positive_int, default=1, metavar="N", help="processes for big files"
@@ -113,9 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K=V",
         help="job option that changes the price, repeatable (training_type=GlobalStandard)",
     )
-    p.add_argument(
-        "--quota", action="append", type=parse_quota, default=[], metavar="K=N", help=quota_help
-    )
+    add_quota_flag(p)
     p.add_argument("--format", help="data format (default: detected), see `formats`")
     add_map_flag(p)
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
