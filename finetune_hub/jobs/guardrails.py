@@ -124,6 +124,30 @@ def record_budget(job: TuningJob, max_duration: float) -> None:
     job.store.update(job.id, extra={**extra, BUDGET_KEY: budget})
 
 
+# -- what a stall or a spent budget says ----------------------------------------------------------
+def stall_text(rec: JobRecord, status: JobStatus, quiet: float, after: float, cite: str) -> str:
+    """The warning for a job that has not moved for `quiet` seconds (`wait()` and refreshes).
+
+    >>> from finetune_hub.store import JobRecord
+    >>> rec = JobRecord(id="ftj_1", provider="bedrock", base_model="m", training_file="t")
+    >>> stall_text(rec, JobStatus.RUNNING, 7300, 3600, "the rules")
+    'ftj_1 on bedrock: no state change and no new event for 2h 1m (still running); stall_after=1h (the rules)'
+    """
+    raw = f" ({rec.raw_status})" if rec.raw_status else ""
+    return (
+        f"{rec.id} on {rec.provider}: no state change and no new event for {human(quiet)} "
+        f"(still {status.value}{raw}); stall_after={human(after)} ({cite})"
+    )
+
+
+def budget_text(rec: JobRecord, status: JobStatus, spent: float, allowed: float) -> str:
+    """The warning for a job that has run `spent` seconds of a `max_duration` of `allowed`."""
+    return (
+        f"{rec.id} on {rec.provider} has run {human(spent)}, over its max_duration of "
+        f"{human(allowed)} (still {status.value})"
+    )
+
+
 # -- the watch inside wait() ----------------------------------------------------------------------
 class StallWatch:
     """Called with each poll's status inside `wait()`: notes progress (a state change, a new
@@ -178,19 +202,11 @@ class StallWatch:
         budget = rec.extra.get(BUDGET_KEY)
         if budget and now >= float(budget["deadline"]):
             spent = now - (float(budget["deadline"]) - float(budget["seconds"]))
-            text = (
-                f"{job.id} on {job.provider} has run {human(spent)}, over its max_duration of "
-                f"{human(float(budget['seconds']))} (still {status.value})"
-            )
+            text = budget_text(rec, status, spent, float(budget["seconds"]))
             return self._trip(OVER_BUDGET, text, status, OVER_KEY, {})
         unreachable = job._unreachable_since is not None
         if self.after is not None and not unreachable and now - self.since >= self.after:
-            raw = f" ({rec.raw_status})" if rec.raw_status else ""
-            text = (
-                f"{job.id} on {job.provider}: no state change and no new event for "
-                f"{human(now - self.since)} (still {status.value}{raw}); "
-                f"stall_after={human(self.after)} ({self.cite})"
-            )
+            text = stall_text(rec, status, now - self.since, self.after, self.cite)
             since_at = _iso_clock(self.since)
             return self._trip(
                 STALLED,
@@ -288,6 +304,7 @@ def cancel_for_guardrail(job: TuningJob, kind: str, reason: str) -> tuple[JobSta
 def guardrail_mark(record: JobRecord, *, now: dt.datetime | None = None) -> str:
     """A short note for job lists: `stalled 3h`, `over max_duration`, `cancelled: stalled`, or ""
 
+    >>> from finetune_hub.store import JobRecord
     >>> guardrail_mark(JobRecord(provider="openai", base_model="m", training_file="t"))
     ''
     """

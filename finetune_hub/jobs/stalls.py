@@ -28,9 +28,10 @@ from finetune_hub.jobs.guardrails import (
     OVER_KEY,
     STALL_KEY,
     STALLED,
-    human,
+    budget_text,
     log,
     stall_rule,
+    stall_text,
 )
 from finetune_hub.status import JobEvent, JobStatus
 
@@ -103,11 +104,7 @@ def check_stall(
             store.update(record.id, extra=extra)
             log.info("%s is moving again (%s)", record.id, record.status.value)
         return None
-    raw = f" ({record.raw_status})" if record.raw_status else ""
-    message = (
-        f"{record.id} on {record.provider}: no state change and no new event for {human(quiet)} "
-        f"(still {record.status.value}{raw}); stall_after={human(float(after))} ({cite})"
-    )
+    message = stall_text(record, record.status, quiet, float(after), cite)
     notice = StallNotice(
         job_id=record.id,
         provider=record.provider,
@@ -166,10 +163,7 @@ def check_budget(
     if now < deadline:
         return None
     spent = allowed + (now - deadline).total_seconds()
-    message = (
-        f"{record.id} on {record.provider} has run {human(spent)}, over its max_duration of "
-        f"{human(allowed)} (still {record.status.value})"
-    )
+    message = budget_text(record, record.status, spent, allowed)
     notice = StallNotice(
         kind=OVER_BUDGET,
         job_id=record.id,
@@ -200,4 +194,4 @@ def check_guardrails(
     over = check_budget(store, record, now=now)
     if over is not None:
         return over
-    return check_stall(store, store.require(record.id), now=now, stall_after=stall_after)
+    return check_stall(store, record, now=now, stall_after=stall_after)  # untouched if in budget
