@@ -13,10 +13,9 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from finetune_hub.data.reader import is_gzip  # by its magic bytes, as validation reads it
 
-def is_gzip(path: str | os.PathLike[str]) -> bool:
-    with open(path, "rb") as f:
-        return f.read(2) == b"\x1f\x8b"
+__all__ = ["is_gzip", "plain_jsonl"]
 
 
 @contextmanager

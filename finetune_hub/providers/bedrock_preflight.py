@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from finetune_hub.data.reader import is_gzip
 from finetune_hub.errors import ProviderError
 from finetune_hub.issues import Issue, Severity
 from finetune_hub.providers.bedrock_connection import is_not_found
@@ -415,7 +416,7 @@ def count_records(path: str | None) -> int | None:
     here (an S3 URI, say), which leaves the quotas unchecked."""
     if not path or "://" in path or not Path(path).is_file():
         return None
-    opener: Callable[..., Any] = gzip.open if path.endswith(".gz") else open
+    opener: Callable[..., Any] = gzip.open if is_gzip(Path(path)) else open
     try:
         with opener(path, "rb") as f:
             return sum(1 for line in f if line.strip())
